@@ -1,0 +1,34 @@
+"""The Dagster code location: `dagster dev` (make dev) and `make run` both load this."""
+
+from dagster import Definitions, in_process_executor
+from dagster_dbt import DbtCliResource
+
+from .defs.dbt_assets import customs_dbt_models, dbt_project
+from .defs.jobs import build_warehouse_job
+from .defs.raw_assets import raw_customs_extracts
+from .defs.resources import WarehouseResource
+from .defs.schedules import monthly_after_gacc_release
+from .defs.sensors import landing_files_sensor
+from .defs.serving_assets import served_warehouse
+from .lib.settings import export_to_environ
+
+export_to_environ()
+
+ASSETS = [raw_customs_extracts, customs_dbt_models, served_warehouse]
+
+RESOURCES = {
+    "warehouse": WarehouseResource(),
+    "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir)),
+}
+
+defs = Definitions(
+    assets=ASSETS,
+    jobs=[build_warehouse_job],
+    schedules=[monthly_after_gacc_release],
+    sensors=[landing_files_sensor],
+    resources=RESOURCES,
+    # DuckDB takes one writer per file and every step here writes it, so steps run one after
+    # another in the run's own process: no parallel writers, no per-step subprocess start-up
+    # and no per-step dbt manifest parse.
+    executor=in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""Dagster definitions split by concern; `dagster_project.definitions` assembles them."""

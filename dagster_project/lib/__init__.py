@@ -1,0 +1,1 @@
+"""Pure helpers (no Dagster imports): tests call them directly."""

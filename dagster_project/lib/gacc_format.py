@@ -1,0 +1,101 @@
+"""What a GACC statistics-platform download looks like, as data.
+
+Headers come in Chinese or English depending on the platform's language setting, in any
+order, and with two English spellings of "Supplementary". Each header maps to one
+canonical column; the value column also fixes the file's currency.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# canonical column -> every header spelling the platform uses
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "period": ("数据年月", "Date of data"),
+    "hs8": ("商品编码", "Commodity code"),
+    "commodity_name": ("商品名称", "Commodity"),
+    "partner_code": ("贸易伙伴编码", "Trading partner code"),
+    "partner_name": ("贸易伙伴名称", "Trading partner"),
+    "regime_code": ("贸易方式编码", "Customs Regime code"),
+    "regime_name": ("贸易方式名称", "Customs Regime"),
+    "province_code": ("注册地编码", "收发货人注册地编码", "Locations of importers and exporters code"),
+    "province_name": ("注册地名称", "收发货人注册地名称", "Locations of importers and exporters"),
+    "quantity": ("第一数量", "Quantity"),
+    "unit": ("第一计量单位", "Unit"),
+    "quantity2": ("第二数量", "Supplementary Quantity", "Supplimentary Quantity"),
+    "unit2": ("第二计量单位", "Supplementary Unit", "Supplimentary Unit"),
+    "value_usd": ("美元", "US dollar"),
+    "value_cny": ("人民币", "Renminbi Yuan"),
+}
+
+# Columns a download may end with that carry nothing for us.
+IGNORED_HEADERS = ("", "备注", "Remarks", "Remark", "Note")
+
+REQUIRED = ("hs8", "partner_code", "quantity", "unit")
+OPTIONAL_DIMENSIONS = (("regime_code", "regime_name"), ("province_code", "province_name"))
+
+_LOOKUP = {alias.casefold(): canonical for canonical, aliases in HEADER_ALIASES.items() for alias in aliases}
+
+CHINESE_HEADERS = {alias for aliases in HEADER_ALIASES.values() for alias in aliases if not alias.isascii()}
+
+PLATFORM_ROW_CAP = 10_000
+
+# Tokens the platform writes for "no value".
+NULL_TOKENS = ("", "?", "？", "-", "—", "--", "－")
+
+PERIOD_IN_NAME = re.compile(r"(?<!\d)(\d{6})(?:\s*[-_~至]\s*(\d{6}))?(?!\d)")
+
+
+class HeaderError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Header:
+    columns: tuple[str, ...]  # canonical name per position ("_ignored_N" for dropped columns)
+    language: str  # "zh" or "en"
+    currency: str  # "USD" or "CNY"
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+
+def map_header(raw_names: list[str]) -> Header:
+    """Map the header row of a download to canonical columns, or say exactly what is wrong."""
+    names = [n.strip().strip("\ufeff").strip() for n in raw_names]
+    columns: list[str] = []
+    unknown: list[str] = []
+    for position, name in enumerate(names, start=1):
+        canonical = _LOOKUP.get(name.casefold())
+        if canonical is None:
+            if name in IGNORED_HEADERS:
+                columns.append(f"_ignored_{position}")
+                continue
+            unknown.append(f"'{name}' (column {position})")
+            columns.append(f"_unknown_{position}")
+            continue
+        if canonical in columns:
+            raise HeaderError(f"header: column '{name}' (column {position}) repeats {canonical}")
+        columns.append(canonical)
+    if unknown:
+        raise HeaderError(
+            "header: unrecognised column(s) " + ", ".join(unknown)
+            + "; expected GACC headers in Chinese (数据年月, 商品编码, 贸易伙伴编码, 第一数量, 第一计量单位, 美元 ...)"
+            " or English (Date of data, Commodity code, Trading partner code, Quantity, Unit, US dollar ...)"
+        )
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        spellings = "; ".join(f"{c}: {' / '.join(HEADER_ALIASES[c])}" for c in missing)
+        raise HeaderError(f"header: required column(s) missing: {spellings}")
+    has_usd, has_cny = "value_usd" in columns, "value_cny" in columns
+    if has_usd == has_cny:
+        raise HeaderError(
+            "header: a file needs exactly one value column, 美元 / US dollar or 人民币 / Renminbi Yuan"
+            + (" (found both: download the currencies as separate files)" if has_usd else " (found none)")
+        )
+    for code, name in OPTIONAL_DIMENSIONS:
+        if (code in columns) != (name in columns) and code not in columns:
+            raise HeaderError(f"header: '{HEADER_ALIASES[name][0]}' present without its code column '{HEADER_ALIASES[code][0]}'")
+    language = "zh" if any(n in CHINESE_HEADERS for n in names) else "en"
+    return Header(columns=tuple(columns), language=language, currency="USD" if has_usd else "CNY")

@@ -1,0 +1,68 @@
+"""Where things live. One environment variable per path, resolved to absolute paths once.
+
+dbt and Dagster must open the very same DuckDB file; dbt runs with its project folder as
+working directory, so a relative path would point somewhere else. `export_to_environ()`
+writes the absolute paths back into the environment that dbt's subprocess inherits.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
+
+# The storage format of every file we write. DuckDB 1.5 would otherwise pick its default;
+# v1.4.0 is readable by DuckDB >= 1.4 (the 1.4 LTS line, 1.5.x and 2.x), which covers the
+# JDBC, Node and Python drivers that DBeaver, Metabase, Superset and Evidence ship today.
+STORAGE_VERSION = "v1.4.0"
+
+
+def _resolve(value: str | None, default: Path) -> Path:
+    path = Path(value) if value else default
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path if not value else Path.cwd() / path
+    return path.resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing_dir: Path
+    warehouse_path: Path  # the served file that BI tools read
+
+    @property
+    def data_dir(self) -> Path:
+        return self.warehouse_path.parent
+
+    @property
+    def working_path(self) -> Path:
+        """The file every build writes; published over `warehouse_path` when a build is good."""
+        return self.warehouse_path.with_name(self.warehouse_path.name + ".build")
+
+    @property
+    def staging_dir(self) -> Path:
+        """Scratch space for transcoded extracts (never the landing directory)."""
+        return self.warehouse_path.with_name(self.warehouse_path.name + ".tmp")
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Docs, Parquet exports, charts and data docs live beside the served file."""
+        return self.warehouse_path.parent
+
+
+def get_settings() -> Settings:
+    return Settings(
+        landing_dir=_resolve(os.environ.get("CUSTOMS_LANDING_DIR"), PROJECT_ROOT / "data" / "landing"),
+        warehouse_path=_resolve(os.environ.get("WAREHOUSE_PATH"), PROJECT_ROOT / "data" / "warehouse.duckdb"),
+    )
+
+
+def export_to_environ(settings: Settings | None = None) -> Settings:
+    """Make the resolved absolute paths visible to subprocesses (dbt)."""
+    settings = settings or get_settings()
+    os.environ["CUSTOMS_LANDING_DIR"] = str(settings.landing_dir)
+    os.environ["WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    return settings

@@ -1,0 +1,186 @@
+"""The working copy, the served file, and the tables Python owns (raw.*, audit.*).
+
+Builds never write the served file in place: a BI tool holding a read-only connection to
+it would block the writer, and a reader refreshing mid-build would see half the months.
+Every build writes `<warehouse>.build`; `publish()` closes it, copies it beside the served
+file and renames it over the served file in one atomic step.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from .settings import STORAGE_VERSION, Settings
+
+RAW_DDL = """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE SEQUENCE IF NOT EXISTS raw.load_seq START 1;
+CREATE TABLE IF NOT EXISTS raw.customs_loads (
+    load_id           VARCHAR PRIMARY KEY,
+    load_seq          BIGINT NOT NULL,
+    file_path         VARCHAR NOT NULL,   -- relative to the landing directory
+    file_sha256       VARCHAR NOT NULL,
+    file_size_bytes   BIGINT NOT NULL,
+    flow              VARCHAR NOT NULL,   -- exports | imports (the landing sub-folder)
+    encoding          VARCHAR NOT NULL,
+    header_language   VARCHAR NOT NULL,
+    currency          VARCHAR NOT NULL,   -- USD | CNY
+    dimensions        VARCHAR NOT NULL,   -- e.g. 'hs8,partner' or 'hs8,partner,regime'
+    period_source     VARCHAR NOT NULL,   -- column | file name
+    period_start      DATE NOT NULL,
+    period_end        DATE NOT NULL,
+    row_count         BIGINT NOT NULL,
+    unit_conversions  VARCHAR,
+    warnings          VARCHAR,
+    dagster_run_id    VARCHAR,
+    loaded_at         TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.customs_rows (
+    load_id             VARCHAR NOT NULL,
+    source_file         VARCHAR NOT NULL,
+    file_sha256         VARCHAR NOT NULL,
+    loaded_at           TIMESTAMP NOT NULL,
+    row_number          BIGINT NOT NULL,      -- data row in the file (line = row_number + 1)
+    flow                VARCHAR NOT NULL,
+    currency            VARCHAR NOT NULL,
+    period_start        DATE NOT NULL,
+    period_end          DATE NOT NULL,
+    is_cumulative       BOOLEAN NOT NULL,
+    hs8                 VARCHAR NOT NULL,
+    commodity_name      VARCHAR,
+    partner_code        VARCHAR NOT NULL,
+    partner_name        VARCHAR,
+    regime_code         VARCHAR,
+    regime_name         VARCHAR,
+    province_code       VARCHAR,
+    province_name       VARCHAR,
+    quantity            DECIMAL(38, 4),       -- as written, in `unit`
+    unit                VARCHAR,              -- as written
+    unit_code           VARCHAR,              -- GACC unit code of `unit`
+    declared_unit_code  VARCHAR,              -- the commodity's first unit
+    unit_factor         DECIMAL(38, 6),       -- quantity * unit_factor = quantity in the declared unit
+    quantity2           DECIMAL(38, 4),
+    unit2               VARCHAR,
+    value               DECIMAL(38, 4)        -- in `currency`
+);
+CREATE TABLE IF NOT EXISTS audit.rejected_files (
+    file_path    VARCHAR NOT NULL,
+    file_sha256  VARCHAR,
+    reason       VARCHAR NOT NULL,
+    rejected_at  TIMESTAMP NOT NULL,
+    dagster_run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS audit.check_results (
+    run_id      VARCHAR NOT NULL,
+    check_name  VARCHAR NOT NULL,
+    asset_key   VARCHAR NOT NULL,
+    severity    VARCHAR NOT NULL,
+    passed      BOOLEAN NOT NULL,
+    observed    VARCHAR,
+    checked_at  TIMESTAMP NOT NULL,
+    description VARCHAR,
+    failing_sample VARCHAR
+);
+"""
+
+AUDIT_TABLES = ("audit.rejected_files", "audit.check_results")
+
+
+def _create_empty(path: Path) -> None:
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{_sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute("USE fresh")
+        con.execute(RAW_DDL)
+        con.execute("USE memory")
+        con.execute("DETACH fresh")
+    finally:
+        con.close()
+
+
+def _sql_str(path: Path | str) -> str:
+    return str(path).replace("'", "''")
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")
+    shutil.copyfile(src, tmp)
+    with tmp.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, dst)
+
+
+def clean_leftovers(settings: Settings) -> None:
+    """Partial copies from a killed publish are never valid files: remove them."""
+    for leftover in settings.data_dir.glob(f"{settings.warehouse_path.name}*.partial"):
+        leftover.unlink(missing_ok=True)
+
+
+def ensure_working_copy(settings: Settings) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(settings)
+    work = settings.working_path
+    if not work.exists():
+        if settings.warehouse_path.exists():
+            # Start from what readers see, so raw loads and audit history carry over.
+            _atomic_copy(settings.warehouse_path, work)
+        else:
+            _create_empty(work)
+    with connect_working(settings, ensure=False) as con:
+        con.execute(RAW_DDL)
+    return work
+
+
+@contextmanager
+def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    if ensure and not settings.working_path.exists():
+        ensure_working_copy(settings)
+    con = duckdb.connect(str(settings.working_path))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _checkpointed(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def publish(settings: Settings) -> Path:
+    """Put the working copy in place of the served file, atomically."""
+    _checkpointed(settings.working_path)
+    _atomic_copy(settings.working_path, settings.warehouse_path)
+    return settings.warehouse_path
+
+
+def publish_audit_only(settings: Settings) -> None:
+    """A failed build still tells BI readers why: copy the audit tables, keep the marts."""
+    if not settings.working_path.exists():
+        return
+    tmp = settings.warehouse_path.with_name(f"{settings.warehouse_path.name}.{os.getpid()}.audit.partial")
+    if settings.warehouse_path.exists():
+        shutil.copyfile(settings.warehouse_path, tmp)
+    else:  # the very first build failed: serve the audit tables alone
+        _create_empty(tmp)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(RAW_DDL)
+        con.execute(f"ATTACH '{_sql_str(settings.working_path)}' AS work (READ_ONLY)")
+        for table in AUDIT_TABLES:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM work.{table}")
+        con.execute("DETACH work")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, settings.warehouse_path)

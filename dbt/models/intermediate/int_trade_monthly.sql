@@ -1,0 +1,63 @@
+-- Monthly (non-cumulative) trade per flow x month x hs8 x partner, summed over the
+-- optional dimensions (regime, province) and with USD and CNY combined side by side.
+--
+-- Two guards against double counting:
+--   * when a key is loaded at several grains (a plain file and a by-regime file for the
+--     same month), only the least detailed grain is used: it is the total;
+--   * the quantity is the same in a USD and a CNY download, so it is taken once.
+with current_monthly as (
+    select
+        *,
+        (case when regime_code is not null then 1 else 0 end)
+        + (case when province_code is not null then 2 else 0 end) as detail_level
+    from {{ ref('int_customs_facts_current') }}
+    where not is_cumulative
+),
+
+least_detailed as (
+    select *
+    from current_monthly
+    qualify detail_level = min(detail_level) over (partition by flow, period_start, hs8, partner_code, currency)
+),
+
+by_currency as (
+    select
+        flow,
+        period_start as month,
+        hs8,
+        partner_code,
+        currency,
+        any_value(declared_unit_code) as unit_code,
+        sum(quantity) as quantity,
+        sum(quantity_kg) as quantity_kg,
+        sum(value_usd) as value_usd,
+        sum(value_cny) as value_cny,
+        max_by(load_id, load_seq) as latest_load_id,
+        string_agg(distinct load_id, ',' order by load_id) as load_ids,
+        count(*) as source_row_count
+    from least_detailed
+    group by all
+),
+
+usd as (select * from by_currency where currency = 'USD'),
+cny as (select * from by_currency where currency = 'CNY')
+
+select
+    coalesce(usd.flow, cny.flow) as flow,
+    coalesce(usd.month, cny.month) as month,
+    coalesce(usd.hs8, cny.hs8) as hs8,
+    coalesce(usd.partner_code, cny.partner_code) as partner_code,
+    coalesce(usd.unit_code, cny.unit_code) as unit_code,
+    coalesce(usd.quantity, cny.quantity) as quantity,
+    coalesce(usd.quantity_kg, cny.quantity_kg) as quantity_kg,
+    usd.value_usd,
+    cny.value_cny,
+    coalesce(usd.latest_load_id, cny.latest_load_id) as load_id,
+    concat_ws(',', usd.load_ids, cny.load_ids) as source_load_ids,
+    coalesce(usd.source_row_count, 0) + coalesce(cny.source_row_count, 0) as source_row_count
+from usd
+full outer join cny
+    on usd.flow = cny.flow
+    and usd.month = cny.month
+    and usd.hs8 = cny.hs8
+    and usd.partner_code = cny.partner_code

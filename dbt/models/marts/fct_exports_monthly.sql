@@ -1,0 +1,17 @@
+-- China's exports per month x HS8 x GACC partner: the latest release, kg and USD.
+select
+    cast(t.month as date) as month,
+    cast(t.hs8 as varchar) as hs8,
+    cast(t.partner_code as varchar) as partner_code,
+    cast(coalesce(p.partner_iso3, 'XXX') as varchar) as partner_iso3,
+    cast(t.quantity_kg as decimal(38, 3)) as quantity_kg,
+    cast(t.quantity as decimal(38, 3)) as quantity,
+    cast(t.unit_code as varchar) as unit_code,
+    cast(t.value_usd as decimal(38, 2)) as value_usd,
+    cast(t.value_cny as decimal(38, 2)) as value_cny,
+    cast(t.load_id as varchar) as load_id,
+    cast(t.source_load_ids as varchar) as source_load_ids,
+    cast(t.source_row_count as bigint) as source_row_count
+from {{ ref('int_trade_monthly') }} t
+left join {{ ref('dim_partner') }} p using (partner_code)
+where t.flow = 'exports'

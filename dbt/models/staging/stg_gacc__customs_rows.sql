@@ -1,0 +1,41 @@
+-- Typed, unit-normalised customs rows: quantities in the commodity's declared unit (kg for
+-- magnets), USD and CNY values kept apart, optional dimensions made explicit.
+with rows as (
+    select * from {{ source('raw', 'customs_rows') }}
+),
+
+loads as (
+    select load_id, load_seq, dimensions from {{ source('raw', 'customs_loads') }}
+)
+
+select
+    rows.load_id,
+    loads.load_seq,
+    rows.source_file,
+    rows.file_sha256,
+    rows.row_number,
+    rows.loaded_at,
+    rows.flow,
+    rows.currency,
+    rows.period_start,
+    rows.period_end,
+    rows.is_cumulative,
+    rows.hs8,
+    rows.partner_code,
+    rows.regime_code,
+    rows.province_code,
+    loads.dimensions,
+    rows.unit as unit_as_written,
+    rows.unit_code as unit_code_as_written,
+    rows.declared_unit_code,
+    rows.unit_factor,
+    rows.unit_factor <> 1 as unit_converted,
+    cast(rows.quantity * rows.unit_factor as decimal(38, 4)) as quantity,
+    case when rows.declared_unit_code = '{{ var("kg_unit_code") }}'
+         then cast(rows.quantity * rows.unit_factor as decimal(38, 4)) end as quantity_kg,
+    rows.quantity2,
+    rows.unit2,
+    case when rows.currency = 'USD' then rows.value end as value_usd,
+    case when rows.currency = 'CNY' then rows.value end as value_cny
+from rows
+join loads using (load_id)
