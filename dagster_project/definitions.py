@@ -1,5 +1,9 @@
 """The Dagster code location: `dagster dev` (make dev) and `make run` both load this."""
 
+import shutil
+import sys
+from pathlib import Path
+
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
@@ -16,9 +20,13 @@ export_to_environ()
 
 ASSETS = [raw_customs_extracts, customs_dbt_models, served_warehouse]
 
+# The dbt installed beside this interpreter (the project's venv), whatever PATH says.
+_venv_dbt = Path(sys.executable).with_name("dbt")
+DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else (shutil.which("dbt") or "dbt")
+
 RESOURCES = {
     "warehouse": WarehouseResource(),
-    "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir)),
+    "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir), dbt_executable=DBT_EXECUTABLE),
 }
 
 defs = Definitions(

@@ -352,7 +352,9 @@ def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    # Straight double quotes inside a field become typographic ones: the CSV sniffers of
+    # DuckDB (dbt seed, the ingest gate) misread doubled "" escapes in long files.
+    w.writerows([[c.replace('"', "\u201d") if isinstance(c, str) else c for c in row] for row in rows])
     return buf.getvalue().encode("utf-8")
 
 

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from typing import Any, Mapping
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, MetadataValue, Output
@@ -39,7 +37,7 @@ class CustomsDbtTranslator(DagsterDbtTranslator):
 
 TRANSLATOR = CustomsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
-MART_ROW_COUNT_SQL = "SELECT table_schema, table_name, estimated_size FROM duckdb_tables() WHERE table_schema IN ('marts', 'intermediate', 'reference')"
+MART_ROW_COUNT_SQL = "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE schema_name IN ('marts', 'intermediate', 'reference')"
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, pool=DUCKDB_POOL)

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
 from ..lib.ingest import ingest_landing

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,5 +23,9 @@ class WarehouseResource(ConfigurableResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         settings = self.settings()
         warehouse.ensure_working_copy(settings)
-        with DuckDBResource(database=str(settings.working_path)).get_connection() as con:
+        with warehouse.connect_working(settings) as con:
             yield con
+
+    def reader(self) -> DuckDBResource:
+        """dagster-duckdb's resource on the working copy, for read queries in checks."""
+        return DuckDBResource(database=str(self.settings().working_path), connection_config={"access_mode": "READ_ONLY"})

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import duckdb
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -29,8 +27,8 @@ def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResourc
     con = duckdb.connect(str(path), read_only=True)
     try:
         tables = con.execute(
-            "SELECT table_schema || '.' || table_name, estimated_size FROM duckdb_tables() "
-            "WHERE table_schema = 'marts' ORDER BY 1"
+            "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
+            "WHERE schema_name = 'marts' ORDER BY 1"
         ).fetchall()
         headline = headline_markdown(headline_rows(con))
     finally:

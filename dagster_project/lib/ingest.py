@@ -90,36 +90,31 @@ def load_id_for(rel: str, sha: str) -> str:
 
 # --------------------------------------------------------------------------- reference data
 
-_REFS_SQL = """
-CREATE OR REPLACE TEMP TABLE _unit_alias AS
-    SELECT lower(trim(alias)) AS alias, unit_code
-    FROM read_csv($aliases, header=true, all_varchar=true);
-CREATE OR REPLACE TEMP TABLE _unit AS
-    SELECT unit_code, unit_name_zh, unit_name_en, base_unit_code, CAST(to_base_factor AS DECIMAL(38, 6)) AS to_base_factor
-    FROM read_csv($units, header=true, all_varchar=true);
-CREATE OR REPLACE TEMP TABLE _commodity AS
-    SELECT hs8, unit1_code AS declared_unit_code
-    FROM read_csv($commodities, header=true, all_varchar=true);
-CREATE OR REPLACE TEMP TABLE _partner AS
-    SELECT partner_code FROM read_csv($partners, header=true, all_varchar=true);
+_MACROS_SQL = """
 CREATE OR REPLACE TEMP MACRO gacc_clean(x) AS
     CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
-         ELSE replace(replace(replace(replace(trim(x), ',', ''), '，', ''), ' ', ''), ' ', '') END;
+         ELSE replace(replace(replace(replace(trim(x), ',', ''), '，', ''), ' ', ''), '{nbsp}', '') END;
 CREATE OR REPLACE TEMP MACRO gacc_number(x) AS TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4));
 """
 
+_REFERENCE_TABLES = {
+    "_unit_alias": ("gacc_unit_aliases.csv", "SELECT DISTINCT lower(trim(alias)) AS alias, unit_code"),
+    "_unit": ("gacc_units.csv", "SELECT unit_code, unit_name_zh, unit_name_en, base_unit_code, "
+                                "CAST(to_base_factor AS DECIMAL(38, 6)) AS to_base_factor"),
+    "_commodity": ("gacc_commodities.csv", "SELECT hs8, unit1_code AS declared_unit_code"),
+    "_partner": ("gacc_partners.csv", "SELECT partner_code"),
+}
+
 
 def load_reference_tables(con: duckdb.DuckDBPyConnection, seeds_dir: Path = SEEDS_DIR) -> None:
+    """The unit, commodity and partner lists the gate checks against (the same CSVs dbt seeds)."""
     null_tokens = ", ".join("'" + t.replace("'", "''") + "'" for t in fmt.NULL_TOKENS)
-    con.execute(
-        _REFS_SQL.replace("{null_tokens}", null_tokens),
-        {
-            "aliases": str(seeds_dir / "gacc_unit_aliases.csv"),
-            "units": str(seeds_dir / "gacc_units.csv"),
-            "commodities": str(seeds_dir / "gacc_commodities.csv"),
-            "partners": str(seeds_dir / "gacc_partners.csv"),
-        },
-    )
+    con.execute(_MACROS_SQL.replace("{null_tokens}", null_tokens).replace("{nbsp}", "\u00a0"))
+    for table, (filename, select) in _REFERENCE_TABLES.items():
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS {select} FROM read_csv($path, header=true, all_varchar=true)",
+            {"path": str(seeds_dir / filename)},
+        )
 
 
 # --------------------------------------------------------------------------- one file
