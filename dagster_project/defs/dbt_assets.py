@@ -55,7 +55,7 @@ def customs_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, ware
     with wh.connect_working(settings) as con:
         record_check_results(
             con,
-            context.run_id,
+            context.run.run_id,
             [
                 (f"dbt:{c.check_name}", c.asset_key.to_user_string(), c.severity.value, c.passed,
                  str(c.metadata.get("dagster_dbt/failed_row_count", MetadataValue.int(0)).value) + " failing rows", c.description)

@@ -40,7 +40,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             con,
             settings.landing_dir,
             settings.staging_dir,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             only=config.files or None,
         )
         totals = con.execute(

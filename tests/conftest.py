@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+@dataclass
+class Workspace:
+    """A landing directory and a warehouse of a test's own, built through Dagster."""
+
+    landing: Path
+    warehouse: Path
+
+    def build(self, files: list[str] | None = None):
+        from dagster import DagsterInstance
+
+        from dagster_project.definitions import defs
+
+        os.environ["CUSTOMS_LANDING_DIR"] = str(self.landing)
+        os.environ["WAREHOUSE_PATH"] = str(self.warehouse)
+        run_config = {"ops": {"raw_customs_extracts": {"config": {"files": files}}}} if files else None
+        with DagsterInstance.ephemeral() as instance:
+            return defs.resolve_job_def("build_warehouse").execute_in_process(
+                instance=instance, run_config=run_config, raise_on_error=False
+            )
+
+    def query(self, sql: str, params=None, working: bool = False):
+        path = self.warehouse.with_name(self.warehouse.name + ".build") if working else self.warehouse
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return con.execute(sql, params or {}).fetchall()
+        finally:
+            con.close()
+
+    def scalar(self, sql: str, params=None, working: bool = False):
+        rows = self.query(sql, params, working)
+        return rows[0][0] if rows else None
+
+
+def make_workspace(root: Path) -> Workspace:
+    landing = root / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    return Workspace(landing=landing, warehouse=root / "wh" / "warehouse.duckdb")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Workspace:
+    monkeypatch.setenv("CUSTOMS_LANDING_DIR", str(tmp_path / "landing"))
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "wh" / "warehouse.duckdb"))
+    return make_workspace(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory) -> Workspace:
+    """The bundled sample, built once for every test that only reads it."""
+    from gacc_files import copy_sample
+
+    saved = {k: os.environ.get(k) for k in ("CUSTOMS_LANDING_DIR", "WAREHOUSE_PATH")}
+    ws = make_workspace(tmp_path_factory.mktemp("sample"))
+    copy_sample(ws.landing)
+    result = ws.build()
+    assert result.success, "the sample build failed"
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return ws

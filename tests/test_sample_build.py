@@ -1,0 +1,109 @@
+"""The bundled sample, built through the Dagster job, gives the published 2025 figures."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagster_project.lib.settings import SEEDS_DIR
+
+
+def growth(ws, month: str, iso3: str, hs8: str = "85051110"):
+    return ws.query(
+        "SELECT quantity_kg, mom_pct, yoy_pct, ytd_quantity_kg, ytd_yoy_pct, share_of_world_pct, unit_value_usd_per_kg "
+        "FROM marts.export_growth_monthly WHERE month = CAST($m AS DATE) AND partner_iso3 = $p AND hs8 = $h",
+        {"m": month, "p": iso3, "h": hs8},
+    )[0]
+
+
+def test_june_2025_world(sample_build):
+    kg, mom, yoy, *_ = growth(sample_build, "2025-06-01", "WLD")
+    assert float(kg) == 3_188_000
+    assert round(mom, 1) == 157.5
+    assert round(yoy, 1) == -38.1
+
+
+def test_may_2025_world(sample_build):
+    kg, mom, yoy, *_ = growth(sample_build, "2025-05-01", "WLD")
+    assert float(kg) == 1_238_000
+    assert round(yoy, 1) == -74.0
+
+
+def test_united_states(sample_build):
+    may = growth(sample_build, "2025-05-01", "USA")
+    june = growth(sample_build, "2025-06-01", "USA")
+    assert float(may[0]) == 46_400 and round(may[2], 1) == -93.3
+    assert float(june[0]) == 353_000
+
+
+def test_every_published_monthly_figure_is_reproduced(sample_build):
+    """Each monthly 85051110 figure in the published seed equals the warehouse (tonnes)."""
+    with (SEEDS_DIR / "published_figures.csv").open() as handle:
+        published = [r for r in csv.DictReader(handle) if r["hs_scope"] == "85051110" and r["period_start"] == r["period_end"]]
+    assert len(published) >= 35
+    for row in published:
+        kg = sample_build.scalar(
+            "SELECT quantity_kg FROM marts.export_growth_monthly WHERE hs8 = '85051110' AND partner_iso3 = $p "
+            "AND month = CAST($m || '-01' AS DATE)",
+            {"p": row["partner"], "m": row["period_start"]},
+        )
+        assert kg is not None, row
+        assert float(kg) / 1000 == pytest.approx(float(row["quantity_t"]), abs=0.05), row
+
+
+def test_world_is_the_sum_of_partners_and_shares_add_up(sample_build):
+    off = sample_build.query(
+        """SELECT w.month, w.hs8 FROM marts.export_growth_monthly w
+           JOIN (SELECT month, hs8, sum(quantity_kg) AS kg, sum(share_of_world_pct) AS share_sum
+                 FROM marts.export_growth_monthly WHERE partner_iso3 <> 'WLD' GROUP BY ALL) p USING (month, hs8)
+           WHERE w.partner_iso3 = 'WLD' AND (w.quantity_kg <> p.kg OR abs(p.share_sum - 100) > 1e-6)"""
+    )
+    assert off == []
+
+
+def test_year_to_date(sample_build):
+    ytd, ytd_yoy = growth(sample_build, "2025-06-01", "WLD")[3:5]
+    assert float(ytd) == 22_320_000  # 6357 + 3800 + 5109 + 2628 + 1238 + 3188 t
+    assert round(ytd_yoy, 1) == -18.9  # published first-half change
+
+
+def test_unit_values_and_lineage(sample_build):
+    uv = growth(sample_build, "2025-06-01", "WLD")[6]
+    assert 45 <= uv <= 60
+    lineage = sample_build.query(
+        """SELECT f.load_id, l.file_path, l.file_sha256, r.row_number
+           FROM marts.fct_exports_monthly f
+           JOIN raw.customs_loads l USING (load_id)
+           JOIN raw.customs_rows r ON r.load_id = f.load_id AND r.hs8 = f.hs8 AND r.partner_code = f.partner_code
+           WHERE f.month = DATE '2025-06-01' AND f.hs8 = '85051110' AND f.partner_iso3 = 'USA'"""
+    )
+    assert len(lineage) == 1
+    load_id, path, sha, row_number = lineage[0]
+    assert path == "exports/gacc_exports_202506.csv" and len(sha) == 64 and row_number >= 1
+
+
+def test_both_header_languages_in_the_sample(sample_build):
+    languages = dict(sample_build.query("SELECT header_language, count(*) FROM raw.customs_loads GROUP BY 1"))
+    assert languages == {"zh": 12, "en": 12}
+    assert sample_build.scalar("SELECT count(*) FROM raw.customs_rows") == sample_build.scalar(
+        "SELECT sum(row_count) FROM raw.customs_loads"
+    )
+
+
+def test_another_process_can_query_the_served_file(sample_build):
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
+        "print(c.execute(\"select round(quantity_kg/1000) from marts.export_growth_monthly "
+        "where hs8='85051110' and partner_iso3='WLD' and month=date '2025-06-01'\").fetchone()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(sample_build.warehouse)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3188.0"
+
+
+def test_served_file_uses_a_portable_storage_version(sample_build):
+    tags = sample_build.scalar("SELECT tags FROM duckdb_databases() WHERE database_name = 'warehouse'")
+    assert tags["storage_version"].startswith("v1.4.0")
