@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
+from .defs.checks import quality_gate
 from .defs.dbt_assets import customs_dbt_models, dbt_project
 from .defs.jobs import build_warehouse_job
 from .defs.raw_assets import raw_customs_extracts
@@ -31,6 +32,7 @@ RESOURCES = {
 
 defs = Definitions(
     assets=ASSETS,
+    asset_checks=[quality_gate],
     jobs=[build_warehouse_job],
     schedules=[monthly_after_gacc_release],
     sensors=[landing_files_sensor],

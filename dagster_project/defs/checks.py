@@ -1,0 +1,84 @@
+import json
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from ..lib import warehouse as wh
+from ..lib.audit import record_check_results
+from ..lib.ingest import discover
+from ..lib.quality import CHECKS, ERROR, CheckOutcome, run_checks
+from ..lib.reporting import markdown_table
+from .pools import DUCKDB_POOL
+from .resources import WarehouseResource
+
+SPECS = [
+    AssetCheckSpec(
+        name=check.name,
+        asset=AssetKey.from_user_string(check.asset),
+        description=f"[{check.severity}] {check.description}",
+        # error-severity checks hold back everything downstream (the publish step)
+        blocking=check.severity == ERROR,
+        metadata={"severity": check.severity, "expectations": MetadataValue.json([e.__dict__ for e in check.expectations])},
+    )
+    for check in CHECKS
+]
+
+
+def _sample_markdown(outcome: CheckOutcome) -> str:
+    if not outcome.failing_sample:
+        return "none"
+    headers = list(outcome.failing_sample[0].keys())
+    return markdown_table(headers, [[row[h] for h in headers] for row in outcome.failing_sample])
+
+
+@multi_asset_check(specs=SPECS, pool=DUCKDB_POOL, can_subset=True, name="quality_gate")
+def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """Great Expectations suites over DuckDB aggregates; results go to the UI, audit.check_results and data docs."""
+    settings = warehouse.settings()
+    selected = {key.name for key in context.selected_asset_check_keys}
+    checks = tuple(c for c in CHECKS if c.name in selected)
+    docs_dir = settings.outputs_dir / "quality"
+    landing = [f.rel for f in discover(settings.landing_dir)]
+    with warehouse.connect() as con:
+        outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, landing_files=landing)
+        record_check_results(
+            con,
+            context.run.run_id,
+            [
+                (o.check.name, o.check.asset, o.severity, o.passed, o.observed, o.check.description,
+                 json.dumps(o.failing_sample[:10], default=str) if o.failing_sample else None)
+                for o in outcomes
+            ],
+        )
+    blocked = [o for o in outcomes if not o.passed and o.severity == ERROR]
+    if blocked:
+        # The marts BI reads stay as they were; only the audit tables travel to the served file.
+        wh.publish_audit_only(settings)
+        context.log.error("quality gate failed: " + ", ".join(o.check.name for o in blocked) + " (served marts kept)")
+    for o in outcomes:
+        if not o.passed:
+            log = context.log.error if o.severity == ERROR else context.log.warning
+            log(f"check {o.check.name} [{o.severity}] failed: {o.observed}")
+        yield AssetCheckResult(
+            asset_key=AssetKey.from_user_string(o.check.asset),
+            check_name=o.check.name,
+            passed=o.passed,
+            severity=AssetCheckSeverity.ERROR if o.severity == ERROR else AssetCheckSeverity.WARN,
+            description=o.check.description,
+            metadata={
+                "severity": o.severity,
+                "observed": o.observed,
+                "expectations": MetadataValue.json(o.expectation_results),
+                "population_rows": o.population_rows,
+                "failing_sample": MetadataValue.md(_sample_markdown(o)),
+                "data_docs": MetadataValue.url((docs_dir / "index.html").as_uri()),
+                "seconds": round(o.seconds, 3),
+            },
+        )

@@ -1,0 +1,547 @@
+"""The quality gate: Great Expectations suites over aggregates that DuckDB computes.
+
+Each check is a SQL query that DuckDB runs over the marts (millions of rows stay in DuckDB)
+and that returns a small frame of aggregates, one row per code, month or load; GX then
+validates that frame against the check's expectations. A second query, run only when the
+check fails, returns a sample of the raw offending rows for the Dagster UI.
+
+Severity: unit errors, rows or totals lost or added, and partner-vs-world mismatches are
+errors (they block publishing); everything else warns.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+
+ERROR, WARN = "ERROR", "WARN"
+
+# A unit value this many times away from the code's trailing median is a unit error
+# (tonnes declared as kg is 1000x); MAD_LIMIT median absolute deviations is an outlier.
+EXTREME_RATIO = 100.0
+MAD_LIMIT = 3.0
+MIN_HISTORY_MONTHS = 6  # a median and MAD over fewer months say little: no outlier warning before then
+MAD_FLOOR_SHARE = 0.01  # a MAD below 1% of the median is raised to it: identical prices are not a licence to flag 0.1%
+PUBLISHED_TOLERANCE_PCT = 0.5
+CUMULATIVE_TOLERANCE_PCT = 0.5
+CNY_PER_USD = (6.0, 8.0)  # 2015-2026 range of the yuan, with margin
+MIN_PARTNER_SHARE = 0.5  # a month with under half the code's usual number of partners warns
+
+
+@dataclass(frozen=True)
+class Expectation:
+    type: str  # a great_expectations.expectations class name
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    name: str
+    asset: str  # asset key, user string
+    severity: str
+    description: str
+    population_sql: str  # the aggregates GX validates
+    expectations: tuple[Expectation, ...]
+    sample_sql: str | None = None  # failing raw rows, run only on failure
+    requires: tuple[str, ...] = field(default_factory=tuple)  # tables that must exist
+
+
+def E(type_: str, **kwargs) -> Expectation:
+    return Expectation(type_, kwargs)
+
+
+FCT = "marts/fct_exports_monthly"
+GROWTH = "marts/export_growth_monthly"
+RAW = "raw/customs_rows"
+
+_UNIT_VALUES = f"""
+    with uv as (
+        select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
+               value_usd / quantity_kg as usd_per_kg
+        from marts.fct_exports_monthly
+        where quantity_kg > 0 and value_usd > 0
+    )
+    select *,
+        usd_per_kg / median_usd_per_kg as ratio_to_median,
+        abs(usd_per_kg - median_usd_per_kg) / greatest(mad_usd_per_kg, {MAD_FLOOR_SHARE} * median_usd_per_kg) as mad_score
+    from (
+        select *,
+            median(usd_per_kg) over w12 as median_usd_per_kg,
+            mad(usd_per_kg) over w12 as mad_usd_per_kg,
+            datediff('month', min(month) over (partition by hs8), month) + 1 as months_of_history
+        from uv
+        window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
+    )
+"""
+
+CHECKS: tuple[QualityCheck, ...] = (
+    # ------------------------------------------------------------------ units (errors)
+    QualityCheck(
+        name="units_match_declared_unit",
+        asset=FCT,
+        severity=ERROR,
+        description="Every row is in its commodity's declared first unit (85051110: kg, code 09).",
+        population_sql="""
+            select f.hs8, f.unit_code, c.declared_unit_code, count(*) as rows
+            from marts.fct_exports_monthly f left join marts.dim_commodity c using (hs8)
+            where c.hs8 is not null
+            group by all""",
+        expectations=(
+            E("ExpectColumnPairValuesToBeEqual", column_A="unit_code", column_B="declared_unit_code"),
+            E("ExpectColumnValuesToBeInSet", column="unit_code", value_set=["09"],
+              row_condition='hs8=="85051110"', condition_parser="pandas"),
+        ),
+        sample_sql="""select f.month, f.hs8, f.partner_code, f.unit_code, c.declared_unit_code
+            from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
+            where f.unit_code <> c.declared_unit_code limit 20""",
+    ),
+    QualityCheck(
+        name="quantities_and_values_not_negative",
+        asset=FCT,
+        severity=ERROR,
+        description="No negative quantity or value anywhere.",
+        population_sql="""
+            select hs8, min(quantity) as min_quantity, min(quantity_kg) as min_quantity_kg,
+                   min(value_usd) as min_value_usd, min(value_cny) as min_value_cny
+            from marts.fct_exports_monthly group by hs8""",
+        expectations=tuple(
+            E("ExpectColumnValuesToBeBetween", column=c, min_value=0)
+            for c in ("min_quantity", "min_quantity_kg", "min_value_usd", "min_value_cny")
+        ),
+        sample_sql="""select * from marts.fct_exports_monthly
+            where quantity < 0 or quantity_kg < 0 or value_usd < 0 or value_cny < 0 limit 20""",
+    ),
+    QualityCheck(
+        name="no_kg_for_item_counted_codes",
+        asset=FCT,
+        severity=ERROR,
+        description="Codes counted in items (or any non-kg unit) carry no kilogram quantity.",
+        population_sql="""
+            select f.hs8, c.declared_unit_code, count(f.quantity_kg) as rows_with_kg
+            from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
+            where not c.is_kg group by all""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="rows_with_kg", min_value=0, max_value=0),),
+        sample_sql="""select f.* from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
+            where not c.is_kg and f.quantity_kg is not null limit 20""",
+    ),
+    QualityCheck(
+        name="unit_value_not_extreme",
+        asset=FCT,
+        severity=ERROR,
+        description=(
+            f"No unit value (USD/kg) {EXTREME_RATIO:.0f}x or more away from its code's trailing 12-month median: "
+            "the signature of tonnes declared as kg (or kg as tonnes)."
+        ),
+        population_sql=f"""
+            select hs8, month, max(ratio_to_median) as max_ratio_to_median, min(ratio_to_median) as min_ratio_to_median
+            from ({_UNIT_VALUES}) group by all""",
+        expectations=(
+            E("ExpectColumnValuesToBeBetween", column="max_ratio_to_median", max_value=EXTREME_RATIO, strict_max=True),
+            E("ExpectColumnValuesToBeBetween", column="min_ratio_to_median", min_value=1 / EXTREME_RATIO, strict_min=True),
+        ),
+        sample_sql=f"""select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
+                round(usd_per_kg, 2) as usd_per_kg, round(median_usd_per_kg, 2) as median_usd_per_kg,
+                round(ratio_to_median, 1) as ratio
+            from ({_UNIT_VALUES})
+            where ratio_to_median >= {EXTREME_RATIO} or ratio_to_median <= {1 / EXTREME_RATIO}
+            order by greatest(ratio_to_median, 1 / ratio_to_median) desc limit 20""",
+    ),
+    # ------------------------------------------------------------------ units (warnings)
+    QualityCheck(
+        name="unit_value_robust_outlier",
+        asset=FCT,
+        severity=WARN,
+        description=f"Unit values within {MAD_LIMIT:g} median absolute deviations of the code's trailing 12-month median (once a code has {MIN_HISTORY_MONTHS} months of history).",
+        population_sql=f"""select hs8, month, max(mad_score) as max_mad_score from ({_UNIT_VALUES})
+            where months_of_history >= {MIN_HISTORY_MONTHS} group by all""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="max_mad_score", max_value=MAD_LIMIT),),
+        sample_sql=f"""select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
+                round(usd_per_kg, 2) as usd_per_kg, round(median_usd_per_kg, 2) as median_usd_per_kg,
+                round(mad_score, 1) as mad_score
+            from ({_UNIT_VALUES}) where mad_score > {MAD_LIMIT} and months_of_history >= {MIN_HISTORY_MONTHS}
+            order by mad_score desc limit 20""",
+    ),
+    QualityCheck(
+        name="unit_value_within_family_band",
+        asset=FCT,
+        severity=WARN,
+        description="Each code's monthly unit value lies in the plausible band of its commodity family (dim_commodity).",
+        population_sql="""
+            select f.month, f.hs8, c.family, sum(f.value_usd) / sum(f.quantity_kg) as usd_per_kg,
+                   c.usd_per_kg_min, c.usd_per_kg_max
+            from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
+            where c.usd_per_kg_min is not null and f.quantity_kg > 0 and f.value_usd > 0
+            group by all""",
+        expectations=(
+            E("ExpectColumnPairValuesAToBeGreaterThanB", column_A="usd_per_kg", column_B="usd_per_kg_min", or_equal=True),
+            E("ExpectColumnPairValuesAToBeGreaterThanB", column_A="usd_per_kg_max", column_B="usd_per_kg", or_equal=True),
+        ),
+    ),
+    # ------------------------------------------------------------------ totals (errors)
+    QualityCheck(
+        name="fact_keys_unique",
+        asset=FCT,
+        severity=ERROR,
+        description="One row per month x hs8 x partner: no partner row duplicated.",
+        population_sql="""
+            select month, hs8, partner_code, count(*) as n from marts.fct_exports_monthly
+            group by all having count(*) > 1""",
+        expectations=(E("ExpectTableRowCountToEqual", value=0),),
+    ),
+    QualityCheck(
+        name="rows_and_totals_reconcile_raw_staging_fact",
+        asset=FCT,
+        severity=ERROR,
+        description=(
+            "No row, kg or dollar lost or added: raw = staging for every load, and the current monthly export rows "
+            "of staging add up to marts.fct_exports_monthly for every month and code."
+        ),
+        population_sql="""
+            with raw_by_load as (
+                select load_id, count(*) as n,
+                       sum(quantity * unit_factor) filter (where declared_unit_code = '09') as kg,
+                       sum(value) filter (where currency = 'USD') as usd,
+                       sum(value) filter (where currency = 'CNY') as cny
+                from raw.customs_rows group by 1
+            ),
+            stg_by_load as (
+                select load_id, count(*) as n, sum(quantity_kg) as kg, sum(value_usd) as usd, sum(value_cny) as cny
+                from staging.stg_gacc__customs_rows group by 1
+            ),
+            layer_raw_staging as (
+                select 'raw->staging' as layer, 'load ' || coalesce(r.load_id, s.load_id) as key,
+                       abs(coalesce(r.n, 0) - coalesce(s.n, 0)) as rows_diff,
+                       abs(coalesce(r.kg, 0) - coalesce(s.kg, 0)) as kg_diff,
+                       abs(coalesce(r.usd, 0) - coalesce(s.usd, 0)) as usd_diff,
+                       abs(coalesce(r.cny, 0) - coalesce(s.cny, 0)) as cny_diff
+                from raw_by_load r full join stg_by_load s using (load_id)
+            ),
+            stg_current as (
+                -- written independently of the dbt models: the latest load of each key ...
+                select *,
+                    (case when regime_code is not null then 1 else 0 end) + (case when province_code is not null then 2 else 0 end) as lvl
+                from staging.stg_gacc__customs_rows
+                where flow = 'exports' and not is_cumulative
+                qualify load_seq = max(load_seq) over (partition by period_start, period_end, hs8, partner_code, regime_code, province_code, currency)
+            ),
+            stg_least_detailed as (
+                -- ... at the least detailed grain loaded ...
+                select * from stg_current
+                qualify lvl = min(lvl) over (partition by period_start, hs8, partner_code, currency)
+            ),
+            stg_expected_partner as (
+                -- ... with the quantity counted once across currencies
+                select period_start as month, hs8, partner_code, count(*) as n,
+                       coalesce(sum(quantity_kg) filter (where currency = 'USD'), sum(quantity_kg) filter (where currency = 'CNY')) as kg,
+                       sum(value_usd) as usd, sum(value_cny) as cny
+                from stg_least_detailed
+                group by all
+            ),
+            stg_expected as (
+                select month, hs8, sum(n) as n, sum(kg) as kg, sum(usd) as usd, sum(cny) as cny
+                from stg_expected_partner
+                group by all
+            ),
+            fct as (
+                select month, hs8, sum(source_row_count) as n, sum(quantity_kg) as kg,
+                       sum(value_usd) as usd, sum(value_cny) as cny, count(*) as fct_rows
+                from marts.fct_exports_monthly group by all
+            )
+            select * from layer_raw_staging
+            union all
+            select 'staging->fct', strftime(coalesce(e.month, f.month), '%Y-%m') || ' ' || coalesce(e.hs8, f.hs8),
+                   abs(coalesce(e.n, 0) - coalesce(f.n, 0)),
+                   abs(coalesce(e.kg, 0) - coalesce(f.kg, 0)),
+                   abs(coalesce(e.usd, 0) - coalesce(f.usd, 0)),
+                   abs(coalesce(e.cny, 0) - coalesce(f.cny, 0))
+            from stg_expected e full join fct f on e.month = f.month and e.hs8 = f.hs8""",
+        expectations=tuple(
+            E("ExpectColumnValuesToBeBetween", column=c, min_value=0, max_value=0.01)
+            for c in ("rows_diff", "kg_diff", "usd_diff", "cny_diff")
+        ),
+    ),
+    QualityCheck(
+        name="partners_sum_to_world",
+        asset=GROWTH,
+        severity=ERROR,
+        description="In export_growth_monthly, the partner rows of every month and code add up to its WLD row (kg and USD).",
+        population_sql="""
+            select w.month, w.hs8,
+                   abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
+                   abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
+            from (select * from marts.export_growth_monthly where partner_iso3 = 'WLD') w
+            full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
+                       from marts.export_growth_monthly where partner_iso3 <> 'WLD' group by all) p
+              on w.month = p.month and w.hs8 = p.hs8""",
+        expectations=(
+            E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=0.01),
+            E("ExpectColumnValuesToBeBetween", column="usd_diff", min_value=0, max_value=0.01),
+        ),
+    ),
+    # ------------------------------------------------------------------ totals (warnings)
+    QualityCheck(
+        name="months_sum_to_cumulative",
+        asset=FCT,
+        severity=WARN,
+        description=f"Monthly figures add up (within {CUMULATIVE_TOLERANCE_PCT}%) to every cumulative (year-to-date) figure loaded for the same months.",
+        population_sql="""
+            with held as (
+                -- only ranges whose every month is loaded can be compared
+                select c.* from marts.fct_exports_cumulative c
+                where c.quantity_kg is not null
+                  and (select count(*) from marts.dim_month m where m.month between c.period_start and c.period_end and m.has_exports)
+                      = datediff('month', c.period_start, c.period_end) + 1
+            ),
+            summed as (
+                select h.period_start, h.period_end, h.hs8, h.partner_code, h.quantity_kg as cumulative_kg,
+                       coalesce(sum(f.quantity_kg), 0) as monthly_sum_kg
+                from held h
+                left join marts.fct_exports_monthly f
+                  on f.hs8 = h.hs8 and f.partner_code = h.partner_code and f.month between h.period_start and h.period_end
+                group by all
+            )
+            select *, 100 * abs(monthly_sum_kg - cumulative_kg) / nullif(cumulative_kg, 0) as diff_pct from summed""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="diff_pct", min_value=0, max_value=CUMULATIVE_TOLERANCE_PCT),),
+    ),
+    QualityCheck(
+        name="cny_usd_rate_plausible",
+        asset=FCT,
+        severity=WARN,
+        description=f"Where USD and CNY downloads are both loaded, the implied CNY per USD lies in {CNY_PER_USD[0]}-{CNY_PER_USD[1]} (CNY values summed as USD fail this).",
+        population_sql="""
+            select month, sum(value_cny) / sum(value_usd) as cny_per_usd, count(*) as rows
+            from marts.fct_exports_monthly where value_usd > 0 and value_cny > 0 group by month""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="cny_per_usd", min_value=CNY_PER_USD[0], max_value=CNY_PER_USD[1]),),
+    ),
+    QualityCheck(
+        name="published_figures_reconcile",
+        asset=FCT,
+        severity=WARN,
+        description=(
+            f"Quoted figures in reference.published_figures match the warehouse within {PUBLISHED_TOLERANCE_PCT}% "
+            "for every month and partner held; months not loaded are skipped, not failed."
+        ),
+        population_sql="""
+            with published as (
+                select cast(period_start || '-01' as date) as period_start, cast(period_end || '-01' as date) as period_end,
+                       partner, quantity_t, source
+                from reference.published_figures
+                where evidence = 'quoted' and hs_scope = '85051110' and quantity_t is not null
+            ),
+            held as (
+                select p.* from published p
+                where (select count(*) from marts.dim_month m where m.month between p.period_start and p.period_end and m.has_exports)
+                      = datediff('month', p.period_start, p.period_end) + 1
+            ),
+            magnets as (
+                select f.month, f.partner_iso3, f.quantity_kg, coalesce(p.is_eu, false) as is_eu
+                from marts.fct_exports_monthly f left join marts.dim_partner p using (partner_code)
+                where f.hs8 = '85051110'
+            ),
+            ours as (
+                select h.period_start, h.period_end, h.partner, h.quantity_t, h.source,
+                       coalesce(sum(f.quantity_kg), 0) / 1000 as warehouse_t
+                from held h
+                left join magnets f
+                  on f.month between h.period_start and h.period_end
+                  and (h.partner = 'WLD' or f.partner_iso3 = h.partner or (h.partner = 'EU' and f.is_eu))
+                group by all
+            )
+            select strftime(period_start, '%Y-%m') as period_from, strftime(period_end, '%Y-%m') as period_to, partner,
+                   quantity_t as published_t, round(warehouse_t, 1) as warehouse_t,
+                   100 * abs(warehouse_t - quantity_t) / quantity_t as diff_pct, source
+            from ours""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="diff_pct", min_value=0, max_value=PUBLISHED_TOLERANCE_PCT),),
+    ),
+    QualityCheck(
+        name="no_gap_months",
+        asset=FCT,
+        severity=WARN,
+        description="No month missing inside a code's series (users often load only the months they need: this warns, never blocks).",
+        population_sql="""
+            with series as (
+                select hs8, min(month) as first_month, max(month) as last_month, count(distinct month) as months_loaded
+                from marts.fct_exports_monthly group by hs8
+            )
+            select hs8, strftime(first_month, '%Y-%m') as first_month, strftime(last_month, '%Y-%m') as last_month,
+                   datediff('month', first_month, last_month) + 1 - months_loaded as gap_months
+            from series""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="gap_months", min_value=0, max_value=0),),
+        sample_sql="""
+            with series as (select hs8, min(month) as a, max(month) as b from marts.fct_exports_monthly group by hs8)
+            select s.hs8, strftime(cast(m.range as date), '%Y-%m') as missing_month
+            from series s, range(s.a, s.b + interval 1 month, interval 1 month) m
+            where not exists (select 1 from marts.fct_exports_monthly f where f.hs8 = s.hs8 and f.month = cast(m.range as date))
+            order by 1, 2 limit 20""",
+    ),
+    QualityCheck(
+        name="enough_partners_per_month",
+        asset=FCT,
+        severity=WARN,
+        description=f"Each month of a code (with 4+ partners usually) has at least {MIN_PARTNER_SHARE:.0%} of its median number of partners.",
+        population_sql="""
+            with counts as (
+                select hs8, month, count(distinct partner_code) as partners from marts.fct_exports_monthly group by all
+            )
+            select hs8, strftime(month, '%Y-%m') as month, partners,
+                   median(partners) over (partition by hs8) as usual_partners,
+                   partners / median(partners) over (partition by hs8) as share_of_usual
+            from counts
+            qualify median(partners) over (partition by hs8) >= 4""",
+        expectations=(E("ExpectColumnValuesToBeBetween", column="share_of_usual", min_value=MIN_PARTNER_SHARE),),
+    ),
+    QualityCheck(
+        name="all_landing_files_loaded",
+        asset=RAW,
+        severity=WARN,
+        description="Every file in the landing directory was loaded (rejected files are listed in audit.rejected_files with their reasons).",
+        population_sql="""
+            select file_path, arg_max(reason, rejected_at) as reason
+            from audit.rejected_files
+            where file_path in (select file_path from _landing_files)
+              and coalesce(file_sha256, '') not in (select file_sha256 from raw.customs_loads)
+            group by file_path""",
+        expectations=(E("ExpectTableRowCountToEqual", value=0),),
+    ),
+)
+
+
+@dataclass
+class CheckOutcome:
+    check: QualityCheck
+    passed: bool
+    observed: str
+    expectation_results: list[dict]
+    failing_sample: list[dict]
+    population_rows: int
+    seconds: float
+
+    @property
+    def severity(self) -> str:
+        return self.check.severity
+
+
+def _disable_progress_bars() -> None:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+def _summarise(expectation_type: str, result: dict) -> str:
+    if result.get("observed_value") is not None:
+        return f"{expectation_type}: observed {result['observed_value']}"
+    unexpected = result.get("unexpected_count")
+    total = result.get("element_count")
+    sample = result.get("partial_unexpected_list") or []
+    shown = ", ".join(str(v) for v in sample[:3])
+    return f"{expectation_type}: {unexpected} of {total} unexpected" + (f" (e.g. {shown})" if shown else "")
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection,
+    docs_dir: Path | None = None,
+    checks: tuple[QualityCheck, ...] = CHECKS,
+    landing_files: list[str] | None = None,
+    on_result: Callable[[CheckOutcome], None] | None = None,
+) -> list[CheckOutcome]:
+    """Validate every check with GX (imported here: it takes seconds) and build data docs."""
+    import time
+
+    _disable_progress_bars()
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    site_names = []
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            site_name="quality_gate",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        site_names = ["quality_gate"]
+    source = context.data_sources.add_pandas("duckdb_aggregates")
+    outcomes = []
+    # the files in the landing directory now: a rejection of a file since removed is history, not a warning
+    con.execute("CREATE OR REPLACE TEMP TABLE _landing_files (file_path VARCHAR)")
+    if landing_files:
+        con.executemany("INSERT INTO _landing_files VALUES (?)", [(f,) for f in landing_files])
+    for check in checks:
+        started = time.perf_counter()
+        sql = check.population_sql
+        try:
+            frame = con.execute(sql).df()
+        except duckdb.Error as exc:
+            raise RuntimeError(f"quality check {check.name}: its query failed: {exc}") from exc
+        batch_definition = source.add_dataframe_asset(check.name).add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=check.name, meta={"severity": check.severity, "asset": check.asset}))
+        for expectation in check.expectations:
+            suite.add_expectation(getattr(gx.expectations, expectation.type)(**expectation.kwargs))
+        validation = context.validation_definitions.add(gx.ValidationDefinition(name=check.name, data=batch_definition, suite=suite))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"gate_{check.name}",
+                validation_definitions=[validation],
+                actions=[UpdateDataDocsAction(name="docs", site_names=site_names)] if site_names else [],
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        validation_result = next(iter(run.run_results.values()))
+        results = [
+            {
+                "expectation": r.expectation_config.type,
+                "kwargs": {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
+                "success": bool(r.success),
+                "summary": _summarise(r.expectation_config.type, r.result),
+            }
+            for r in validation_result.results
+        ]
+        passed = bool(validation_result.success)
+        observed = "; ".join(r["summary"] for r in results)
+        sample: list[dict] = []
+        if not passed:
+            sample_sql = check.sample_sql
+            if sample_sql:
+                sample = con.execute(sample_sql).df().head(20).to_dict("records")
+            else:
+                sample = frame.head(20).to_dict("records") if check.expectations[0].type == "ExpectTableRowCountToEqual" else _failing_rows(frame, check)
+        outcome = CheckOutcome(check, passed, observed, results, sample, len(frame), time.perf_counter() - started)
+        outcomes.append(outcome)
+        if on_result:
+            on_result(outcome)
+    return outcomes
+
+
+def _failing_rows(frame, check: QualityCheck) -> list[dict]:
+    """Rows of the aggregate frame that break a between-expectation (for the UI sample)."""
+    import pandas as pd
+
+    mask = pd.Series(False, index=frame.index)
+    for expectation in check.expectations:
+        kw = expectation.kwargs
+        if expectation.type == "ExpectColumnValuesToBeBetween" and kw["column"] in frame:
+            col = frame[kw["column"]]
+            if kw.get("min_value") is not None:
+                mask |= col < kw["min_value"] if not kw.get("strict_min") else col <= kw["min_value"]
+            if kw.get("max_value") is not None:
+                mask |= col > kw["max_value"] if not kw.get("strict_max") else col >= kw["max_value"]
+        elif expectation.type == "ExpectColumnPairValuesAToBeGreaterThanB":
+            a, b = frame[kw["column_A"]], frame[kw["column_B"]]
+            mask |= a < b if kw.get("or_equal") else a <= b
+        elif expectation.type == "ExpectColumnPairValuesToBeEqual":
+            mask |= frame[kw["column_A"]] != frame[kw["column_B"]]
+    return frame[mask].head(20).to_dict("records")
+
+
+def docs_index(docs_dir: Path) -> Path:
+    return docs_dir / "index.html"
