@@ -1,0 +1,348 @@
+"""Charts + HTML report, Parquet export of the marts, static dbt docs.
+
+The warehouse is a tiny one built here by SQL (no dbt, no Dagster), so these run in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+import matplotlib.image
+import pytest
+
+from dagster_project.lib.charts import PARTNERS, render_report
+from dagster_project.lib.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
+from dagster_project.lib.parquet_export import export_marts, quote_ident, quote_literal
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ODD_TABLE = 'odd name\'s "t"'  # quoting of identifiers and paths
+
+TINY_WAREHOUSE_SQL = f"""
+CREATE SCHEMA marts;
+CREATE SCHEMA staging;
+
+CREATE TABLE marts.dim_partner AS
+SELECT * FROM (VALUES
+    ('502', 'USA', 'United States', '美国', 'North America', false),
+    ('304', 'DEU', 'Germany', '德国', 'Europe', true),
+    ('133', 'KOR', 'South Korea', '韩国', 'Asia', false),
+    ('116', 'JPN', 'Japan', '日本', 'Asia', false),
+    ('141', 'VNM', 'Vietnam', '越南', 'Asia', false),
+    ('111', 'IND', 'India', '印度', 'Asia', false),
+    ('305', 'FRA', 'France', '法国', 'Europe', true)
+) AS t(partner_code, partner_iso3, partner_name_en, partner_name_zh, region, is_eu);
+
+CREATE TABLE marts.dim_month AS
+SELECT CAST(m AS DATE) AS month, year(m)::INTEGER AS year, month(m)::INTEGER AS month_of_year,
+       strftime(m, '%Y-%m') AS month_label
+FROM range(DATE '2024-01-01', DATE '2026-01-01', INTERVAL 1 MONTH) r(m);
+
+-- a dip in Apr-Jun 2025 like the one the export controls caused
+CREATE TABLE marts.fct_exports_monthly AS
+SELECT d.month, c.hs8, p.partner_code, p.partner_iso3,
+       CAST(round((c.base * (1 + p.k) + 37 * d.month_of_year + 11 * (d.year - 2024))
+             * CASE WHEN d.month IN (DATE '2025-04-01', DATE '2025-05-01', DATE '2025-06-01') THEN 0.3 ELSE 1 END, 3)
+            AS DECIMAL(38, 3)) AS quantity_kg,
+       CAST(CASE WHEN p.partner_iso3 = 'FRA' AND d.month_of_year = 2 THEN NULL
+                 ELSE 50.25 * (c.base * (1 + p.k)) END AS DECIMAL(38, 2)) AS value_usd
+FROM marts.dim_month d
+CROSS JOIN (VALUES ('85051110', 90000.0), ('85051190', 12000.0)) c(hs8, base)
+CROSS JOIN (SELECT *, row_number() OVER (ORDER BY partner_code) / 10.0 AS k FROM marts.dim_partner) p;
+
+CREATE TABLE marts.export_growth_monthly AS
+WITH base AS (
+    SELECT month, hs8, partner_iso3, quantity_kg, value_usd FROM marts.fct_exports_monthly
+    UNION ALL
+    SELECT month, hs8, 'WLD', sum(quantity_kg), sum(value_usd) FROM marts.fct_exports_monthly GROUP BY ALL
+)
+SELECT month, hs8, partner_iso3, quantity_kg, value_usd,
+       100 * (quantity_kg / lag(quantity_kg) OVER w - 1)::DOUBLE AS mom_pct,
+       100 * (quantity_kg / lag(quantity_kg, 12) OVER w - 1)::DOUBLE AS yoy_pct,
+       CAST(NULL AS DECIMAL(38, 3)) AS ytd_quantity_kg,
+       CAST(NULL AS DOUBLE) AS ytd_yoy_pct,
+       (value_usd / quantity_kg)::DOUBLE AS unit_value_usd_per_kg,
+       CAST(NULL AS DOUBLE) AS share_of_world_pct
+FROM base
+WINDOW w AS (PARTITION BY hs8, partner_iso3 ORDER BY month);
+
+CREATE TABLE marts.{quote_ident(ODD_TABLE)} AS
+SELECT month, 'it''s' AS "select", 1 AS "Weird Col" FROM marts.dim_month;
+
+CREATE TABLE marts.fct_exports_cumulative (month DATE, hs8 VARCHAR, quantity_kg DECIMAL(38, 3));
+
+-- not exported: a view in marts and a table of another schema
+CREATE VIEW marts.v_world AS SELECT * FROM marts.export_growth_monthly WHERE partner_iso3 = 'WLD';
+CREATE TABLE staging.scratch AS SELECT 1 AS x;
+"""
+
+BASE_TABLES = {"dim_partner", "dim_month", "fct_exports_monthly", "export_growth_monthly", ODD_TABLE, "fct_exports_cumulative"}
+
+
+def _tiny_warehouse(path: Path, magnets: bool = True) -> Path:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(TINY_WAREHOUSE_SQL)
+        if not magnets:
+            con.execute("DELETE FROM marts.export_growth_monthly WHERE hs8 = '85051110'")
+    finally:
+        con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    return _tiny_warehouse(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
+
+
+@pytest.fixture
+def ro(warehouse):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    yield con
+    con.close()
+
+
+def _assert_png(path: Path, min_bytes: int) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    assert len(data) > min_bytes, (path, len(data))
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 500 and pixels.shape[1] > 1000, pixels.shape
+
+
+def _no_temp_files(directory: Path) -> None:
+    leftovers = [p.name for p in directory.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], leftovers
+
+
+# ---------------------------------------------------------------------------------------
+# charts
+
+
+def test_render_report_writes_valid_charts_and_html(ro, tmp_path):
+    files = render_report(ro, tmp_path / "report")
+    assert files.world_png == tmp_path / "report" / "world_85051110.png"
+    assert files.partners_png == tmp_path / "report" / "partners_85051110.png"
+    for png in (files.world_png, files.partners_png):
+        _assert_png(png, 10_000)
+    _no_temp_files(tmp_path / "report")
+
+    page = files.html.read_text(encoding="utf-8")
+    assert '<img src="world_85051110.png"' in page and '<img src="partners_85051110.png"' in page
+    assert "marts.export_growth_monthly" in page
+    assert "Dec 2025" in page  # as-of = max month
+    body = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert body.count("<tr") == 12
+    assert [m for m in re.findall(r"<td>(\d{4}-\d{2})</td>", body)] == [f"2025-{m:02d}" for m in range(12, 0, -1)]
+    assert body.count('class="control"') == 3
+
+    world_dec, usa_dec, world_jun, yoy_jun = ro.execute(
+        """
+        SELECT max(quantity_kg) FILTER (WHERE partner_iso3 = 'WLD' AND month = DATE '2025-12-01') / 1000,
+               max(quantity_kg) FILTER (WHERE partner_iso3 = 'USA' AND month = DATE '2025-12-01') / 1000,
+               max(quantity_kg) FILTER (WHERE partner_iso3 = 'WLD' AND month = DATE '2025-06-01') / 1000,
+               max(yoy_pct) FILTER (WHERE partner_iso3 = 'WLD' AND month = DATE '2025-06-01')
+        FROM marts.export_growth_monthly WHERE hs8 = '85051110'
+        """
+    ).fetchone()
+    h = files.headline
+    assert h["as_of"] == "2025-12" and h["months"] == 24
+    assert h["world_t"] == pytest.approx(float(world_dec), abs=1e-3)
+    assert h["usa_t"] == pytest.approx(float(usa_dec), abs=1e-3)
+    assert h["jun_2025_world_t"] == pytest.approx(float(world_jun), abs=1e-3)
+    assert h["jun_2025_world_yoy_pct"] == pytest.approx(yoy_jun, abs=1e-3)
+    assert h["control_trough_month"] in {"2025-04", "2025-05", "2025-06"}
+    assert f"{float(world_dec):,.0f}" in body
+    json.dumps(h)  # fit for asset metadata
+
+
+def test_render_report_is_deterministic_and_overwrites(ro, tmp_path):
+    first = render_report(ro, tmp_path / "a")
+    second = render_report(ro, tmp_path / "b")
+    for x, y in zip(first.paths, second.paths):
+        assert x.read_bytes() == y.read_bytes(), x.name
+    again = render_report(ro, tmp_path / "a")  # replaces existing files in place
+    assert again.world_png.read_bytes() == second.world_png.read_bytes()
+    _no_temp_files(tmp_path / "a")
+
+
+@pytest.mark.parametrize("case", ["no_85051110_rows", "no_marts_at_all"])
+def test_render_report_empty_warehouse(tmp_path, case):
+    if case == "no_85051110_rows":
+        con = duckdb.connect(str(_tiny_warehouse(tmp_path / "empty.duckdb", magnets=False)), read_only=True)
+    else:
+        con = duckdb.connect()
+    try:
+        files = render_report(con, tmp_path / "report")
+    finally:
+        con.close()
+    for png in (files.world_png, files.partners_png):
+        _assert_png(png, 1_000)
+    page = files.html.read_text(encoding="utf-8")
+    assert "no data" in page.lower() and "<tbody>" not in page
+    assert "world_85051110.png" in page and "partners_85051110.png" in page
+    assert files.headline["as_of"] is None and files.headline["months"] == 0
+
+
+def test_partner_list_is_the_brief():
+    assert PARTNERS == ("USA", "DEU", "KOR", "JPN", "VNM", "IND")
+
+
+# ---------------------------------------------------------------------------------------
+# parquet
+
+
+def _digest(con, relation_sql: str) -> tuple[int, str]:
+    return con.execute(
+        f"SELECT count(*), md5(coalesce(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY CAST(t AS VARCHAR)), '')) "
+        f"FROM {relation_sql} t"
+    ).fetchone()
+
+
+def _parquet_relation(info) -> str:
+    if info.partitioned:
+        return (
+            f"(SELECT * EXCLUDE ({quote_ident(info.partition_column)}) FROM read_parquet("
+            f"{quote_literal(str(info.path / '**' / '*.parquet'))}, hive_partitioning = true))"
+        )
+    return f"read_parquet({quote_literal(str(info.path))})"
+
+
+def _assert_round_trip(con, infos) -> None:
+    assert set(infos) == BASE_TABLES  # views and other schemas excluded
+    for table, info in infos.items():
+        original = f"marts.{quote_ident(table)}"
+        exported = _parquet_relation(info)
+        assert info.rows == con.execute(f"SELECT count(*) FROM {original}").fetchone()[0]
+        assert _digest(con, exported) == _digest(con, original), table
+        for a, b in ((original, exported), (exported, original)):
+            assert con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})").fetchone()[0] == 0, table
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {exported}").fetchall()]
+        assert columns == [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {original}").fetchall()], table
+
+
+def test_export_marts_round_trips_every_table(ro, tmp_path):
+    infos = export_marts(ro, tmp_path / "parquet")
+    assert not any(i.partitioned for i in infos.values())
+    for info in infos.values():
+        assert info.path.is_file() and info.path.name == f"{info.table}.parquet" and info.files == 1
+    assert infos["fct_exports_monthly"].rows == 24 * 2 * 7
+    assert infos["fct_exports_cumulative"].rows == 0
+    _assert_round_trip(ro, infos)
+    # rows are written sorted by all columns: the file reads back in that order
+    first = ro.execute(f"SELECT * FROM {_parquet_relation(infos['dim_partner'])} LIMIT 1").fetchone()
+    assert first[0] == "111"
+    _no_temp_files(tmp_path / "parquet")
+
+
+def test_export_marts_partitions_large_tables_by_year_and_swaps_back(ro, tmp_path):
+    out = tmp_path / "parquet"
+    export_marts(ro, out)  # files first, so the next export swaps files for directories
+    infos = export_marts(ro, out, partition_threshold_rows=20)
+
+    expected = {"fct_exports_monthly", "export_growth_monthly", "dim_month", ODD_TABLE}  # > 20 rows with a month column
+    assert {t for t, i in infos.items() if i.partitioned} == expected
+    assert not infos["dim_partner"].partitioned  # 7 rows
+    for table in expected:
+        info = infos[table]
+        assert info.path.is_dir() and info.path.name == f"{table}.parquet"
+        assert sorted(p.name for p in info.path.iterdir()) == [
+            f"{info.partition_column}=2024", f"{info.partition_column}=2025"
+        ]
+        assert info.files >= 2
+    assert infos["fct_exports_monthly"].partition_column == "year"
+    assert infos["dim_month"].partition_column == "_year"  # dim_month has its own `year`
+    _assert_round_trip(ro, infos)
+    _no_temp_files(out)
+
+    back = export_marts(ro, out)  # below the default threshold again: directories become files
+    assert all(i.path.is_file() for i in back.values())
+    _assert_round_trip(ro, back)
+    _no_temp_files(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in BASE_TABLES)
+
+
+def test_export_marts_with_no_marts_tables(tmp_path):
+    con = duckdb.connect()
+    try:
+        assert export_marts(con, tmp_path / "parquet") == {}
+    finally:
+        con.close()
+    assert list((tmp_path / "parquet").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------
+# dbt docs
+
+TEMPLATE = (
+    "<!doctype html><html><head><title>dbt Docs</title></head><body><script>"
+    f"var n={{manifest:{MANIFEST_PLACEHOLDER},catalog:{CATALOG_PLACEHOLDER}}};"
+    "</script></body></html>\n"
+)
+
+
+def _target(tmp_path: Path, manifest: dict, catalog: dict, index: str | None = TEMPLATE) -> Path:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (target / "catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
+    if index is not None:
+        (target / "index.html").write_text(index, encoding="utf-8")
+    return target
+
+
+def _inline_data(page: str) -> dict:
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    body = re.fullmatch(r"var n=\{manifest:(.*),catalog:(.*)\};", script, re.S)
+    assert body, script[:200]
+    return {"manifest": json.loads(body.group(1)), "catalog": json.loads(body.group(2))}
+
+
+def test_build_static_docs_inlines_json_safely(tmp_path):
+    manifest = {"metadata": {"dbt_version": "1.11"}, "nodes": {"model.x": {"description": "ends </script> here <!-- x"}}}
+    catalog = {"nodes": {"model.x": {"columns": {"a": {"comment": 'quote " and CATALOG.JSON INLINE DATA'}}}}}
+    target = _target(tmp_path, manifest, catalog)
+    index = build_static_docs(target, tmp_path / "site")
+
+    assert index == tmp_path / "site" / "index.html"
+    page = index.read_text(encoding="utf-8")
+    assert page.count("</script>") == 1  # the description cannot close the script early
+    assert _inline_data(page) == {"manifest": manifest, "catalog": catalog}
+    for name in ("manifest.json", "catalog.json"):
+        assert (tmp_path / "site" / name).read_bytes() == (target / name).read_bytes()
+    _no_temp_files(tmp_path / "site")
+
+
+def test_build_static_docs_prefers_fresh_static_index(tmp_path):
+    target = _target(tmp_path, {"nodes": {}}, {"nodes": {}})
+    (target / "static_index.html").write_text("<html>made by dbt docs generate --static</html>", encoding="utf-8")
+    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
+    assert page == "<html>made by dbt docs generate --static</html>"
+
+    # a static page older than the documents is left over from an earlier run: rebuilt instead
+    old = time.time() - 3600
+    os.utime(target / "static_index.html", (old, old))
+    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
+    assert _inline_data(page) == {"manifest": {"nodes": {}}, "catalog": {"nodes": {}}}
+
+
+def test_build_static_docs_falls_back_to_installed_dbt_template(tmp_path):
+    template = dbt_docs_template()
+    if template is None:
+        pytest.skip("dbt-core not installed")
+    target = _target(tmp_path, {"metadata": {}, "nodes": {}}, {"nodes": {}}, index=None)
+    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
+    assert MANIFEST_PLACEHOLDER not in page and CATALOG_PLACEHOLDER not in page
+    assert 'manifest:{"metadata": {}, "nodes": {}}' in page
+
+
+def test_build_static_docs_needs_both_documents(tmp_path):
+    target = _target(tmp_path, {"nodes": {}}, {"nodes": {}})
+    (target / "catalog.json").unlink()
+    with pytest.raises(FileNotFoundError, match="catalog.json"):
+        build_static_docs(target, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
