@@ -1,0 +1,202 @@
+"""The quality gate: each crafted broken dataset fails its check; errors block publishing, warnings do not."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
+
+from conftest import Workspace, make_workspace
+from gacc_files import copy_sample
+
+MARTS = ("fct_exports_monthly", "export_growth_monthly", "dim_partner", "dim_commodity", "dim_month", "fct_exports_cumulative")
+
+
+def marts_hash(path: Path) -> str:
+    """A content hash of every served mart, ordered by all columns."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        digest = hashlib.sha256()
+        for table in MARTS:
+            rows = con.execute(f"SELECT * FROM marts.{table} ORDER BY ALL").fetchall()
+            digest.update(f"{table}:{rows!r}".encode())
+        return digest.hexdigest()
+    finally:
+        con.close()
+
+
+def check_rows(ws: Workspace, run_id: str, working: bool = False) -> dict[str, tuple]:
+    rows = ws.query(
+        "SELECT check_name, severity, passed, observed FROM audit.check_results WHERE run_id = $r",
+        {"r": run_id}, working=working,
+    )
+    return {name: (severity, passed, observed) for name, severity, passed, observed in rows}
+
+
+def edit_sample_file(path: Path, edit) -> None:
+    text = path.read_bytes().decode("gb18030")
+    path.write_bytes(edit(text).encode("gb18030"))
+
+
+def usa_june_line(text: str) -> str:
+    return next(line for line in text.split("\r\n") if '"502"' in line and '"85051110"' in line)
+
+
+def run_checks_only(ws: Workspace, names: list[str]):
+    """Run just the quality gate on the current working copy (as the UI's 'Execute checks' does)."""
+    from dagster_project import definitions as d
+
+    os.environ["CUSTOMS_LANDING_DIR"] = str(ws.landing)
+    os.environ["WAREHOUSE_PATH"] = str(ws.warehouse)
+    keys = [k for k in d.defs.resolve_asset_graph().asset_check_keys if k.name in names]
+    job = define_asset_job("checks_only", selection=AssetSelection.checks(*keys))
+    defs = Definitions(assets=d.ASSETS, asset_checks=[d.quality_gate], jobs=[job], resources=d.RESOURCES)
+    with DagsterInstance.ephemeral() as instance:
+        return defs.resolve_job_def("checks_only").execute_in_process(instance=instance, raise_on_error=False)
+
+
+def tamper(ws: Workspace, sql: str) -> None:
+    con = duckdb.connect(str(ws.warehouse.with_name(ws.warehouse.name + ".build")))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def good_build(tmp_path_factory) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("gate"))
+    copy_sample(ws.landing)
+    result = ws.build()
+    assert result.success
+    ws.last_run_id = result.run_id
+    return ws
+
+
+def test_the_sample_passes_every_check(good_build):
+    results = check_rows(good_build, good_build.last_run_id)
+    gx_checks = {name for name in results if not name.startswith("dbt:")}
+    assert len(gx_checks) == 15
+    failed = {name: r for name, r in results.items() if not r[1]}
+    assert failed == {}
+    assert any(name.startswith("dbt:") for name in results)  # dbt tests are recorded too
+    assert (good_build.warehouse.parent / "quality" / "index.html").exists()  # GX data docs
+
+
+def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_build):
+    ws = good_build
+    before = marts_hash(ws.warehouse)
+    # a revised June file in which 353 t to the US was declared as 353 kg
+    june = ws.landing / "exports" / "gacc_exports_202506.csv"
+    original = june.read_bytes()
+    edit_sample_file(june, lambda t: t.replace(usa_june_line(t), usa_june_line(t).replace('"353,000"', '"353"')))
+    try:
+        result = ws.build()
+        assert not result.success
+        served = check_rows(ws, result.run_id)  # the served file records the failed run
+        assert served["unit_value_not_extreme"][:2] == ("ERROR", False)
+        assert "unexpected" in served["unit_value_not_extreme"][2]
+        assert marts_hash(ws.warehouse) == before  # ...while its marts stay at the last good state
+        # the working copy did build the bad figure; the gate caught it before publication
+        assert ws.scalar(
+            "SELECT quantity_kg FROM marts.fct_exports_monthly WHERE month = DATE '2025-06-01' "
+            "AND hs8 = '85051110' AND partner_code = '502'", working=True,
+        ) == 353
+        assert not any(e.asset_key and e.asset_key.path == ["serving", "warehouse"]
+                       for e in result.get_asset_materialization_events())
+    finally:
+        june.write_bytes(original)
+        os.utime(june)  # a later mtime: the good file is a newer release again
+    result = ws.build()
+    assert result.success and marts_hash(ws.warehouse) == before
+
+
+def test_a_partner_total_off_the_world_fails(good_build):
+    ws = good_build
+    before = marts_hash(ws.warehouse)
+    tamper(ws, "UPDATE marts.export_growth_monthly SET quantity_kg = quantity_kg + 1000 "
+               "WHERE partner_iso3 = 'WLD' AND hs8 = '85051110' AND month = DATE '2025-06-01'")
+    result = run_checks_only(ws, ["partners_sum_to_world"])
+    assert not result.success
+    served = check_rows(ws, result.run_id)
+    assert served["partners_sum_to_world"][:2] == ("ERROR", False)
+    assert marts_hash(ws.warehouse) == before
+
+
+def test_a_row_lost_between_staging_and_the_fact_fails(good_build):
+    ws = good_build
+    tamper(ws, "DELETE FROM marts.fct_exports_monthly WHERE month = DATE '2025-03-01' AND partner_code = '304' AND hs8 = '85051110'")
+    result = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact", "fact_keys_unique"])
+    assert not result.success
+    served = check_rows(ws, result.run_id)
+    assert served["rows_and_totals_reconcile_raw_staging_fact"][:2] == ("ERROR", False)
+    assert served["fact_keys_unique"][1] is True
+
+
+def test_a_duplicated_partner_row_is_rejected_and_reported(workspace):
+    copy_sample(workspace.landing, months=["202505", "202506", "202507"])
+    june = workspace.landing / "exports" / "gacc_exports_202506.csv"
+    edit_sample_file(june, lambda t: t.replace(usa_june_line(t), usa_june_line(t) + "\r\n" + usa_june_line(t)))
+    result = workspace.build()
+    assert result.success  # the other files still load and publish
+    rejected = workspace.query("SELECT file_path, reason FROM audit.rejected_files")
+    assert rejected[0][0] == "exports/gacc_exports_202506.csv" and "duplicate key" in rejected[0][1]
+    checks = check_rows(workspace, result.run_id)
+    assert checks["all_landing_files_loaded"][:2] == ("WARN", False)
+    assert checks["no_gap_months"][:2] == ("WARN", False)  # June is now missing
+
+
+def test_a_missing_month_warns_and_still_publishes(workspace):
+    copy_sample(workspace.landing, months=["202503", "202505", "202506"])
+    result = workspace.build()
+    assert result.success
+    checks = check_rows(workspace, result.run_id)
+    assert checks["no_gap_months"][:2] == ("WARN", False)
+    assert all(passed for name, (sev, passed, _) in checks.items() if sev == "ERROR")
+    # published: the served file has the data despite the warning
+    assert workspace.scalar("SELECT count(DISTINCT month) FROM marts.fct_exports_monthly") == 3
+
+
+def test_cny_values_summed_as_usd_fail_the_rate_check(workspace):
+    copy_sample(workspace.landing, months=["202505", "202506"])
+    june = workspace.landing / "exports" / "gacc_exports_202506.csv"
+    text = june.read_bytes().decode("gb18030")
+    # the same June download in CNY, and a "USD" revision that actually carries the CNY numbers
+    import re
+
+    def to_cny(match):
+        return '"' + f"{round(int(match.group(1).replace(',', '')) * 7.18):,}" + '",\r\n'
+
+    cny_text = re.sub(r'"([0-9,]+)",\r\n', to_cny, text)  # the value is the last column of the zh sample
+    cny_text = cny_text.replace('"美元"', '"人民币"', 1)
+    (workspace.landing / "exports" / "gacc_exports_202506_cny.csv").write_bytes(cny_text.encode("gb18030"))
+    (workspace.landing / "exports" / "gacc_exports_202506_usd_revised.csv").write_bytes(
+        cny_text.replace('"人民币"', '"美元"', 1).encode("gb18030"))
+    result = workspace.build()
+    assert result.success  # warnings only
+    checks = check_rows(workspace, result.run_id)
+    assert checks["cny_usd_rate_plausible"][:2] == ("WARN", False)
+    assert "1.0" in checks["cny_usd_rate_plausible"][2]
+    fct = workspace.query(
+        "SELECT value_usd, value_cny, quantity_kg FROM marts.fct_exports_monthly "
+        "WHERE month = DATE '2025-06-01' AND hs8 = '85051110' AND partner_code = '502'")[0]
+    assert fct[0] == fct[1] and float(fct[2]) == 353_000  # quantity not doubled
+
+
+def test_make_run_prints_failed_checks_and_exits_non_zero(tmp_path):
+    ws = make_workspace(tmp_path)
+    copy_sample(ws.landing, months=["202505", "202506"])
+    june = ws.landing / "exports" / "gacc_exports_202506.csv"
+    edit_sample_file(june, lambda t: t.replace(usa_june_line(t), usa_june_line(t).replace('"353,000"', '"353"')))
+    env = dict(os.environ, CUSTOMS_LANDING_DIR=str(ws.landing), WAREHOUSE_PATH=str(ws.warehouse),
+               DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    out = subprocess.run([sys.executable, "-m", "dagster_project.cli", "build"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "Failed checks" in out.stdout and "[ERROR] unit_value_not_extreme" in out.stdout
