@@ -14,12 +14,12 @@ from .defs.raw_assets import raw_customs_extracts
 from .defs.resources import WarehouseResource
 from .defs.schedules import monthly_after_gacc_release
 from .defs.sensors import landing_files_sensor
-from .defs.serving_assets import served_warehouse
+from .defs.serving_assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
 from .lib.settings import export_to_environ
 
 export_to_environ()
 
-ASSETS = [raw_customs_extracts, customs_dbt_models, served_warehouse]
+ASSETS = [raw_customs_extracts, customs_dbt_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site]
 
 # The dbt installed beside this interpreter (the project's venv), whatever PATH says.
 _venv_dbt = Path(sys.executable).with_name("dbt")

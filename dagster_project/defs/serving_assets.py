@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import duckdb
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster_dbt import DbtCliResource
 
 from ..lib import warehouse as wh
 from ..lib.headline import headline_markdown, headline_rows
-from .dbt_assets import customs_dbt_models
+from .dbt_assets import customs_dbt_models, dbt_project
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
 
@@ -42,3 +45,87 @@ def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResourc
             "headline_85051110": MetadataValue.md(headline),
         }
     )
+
+
+def _served_reader(warehouse: WarehouseResource) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(warehouse.settings().warehouse_path), read_only=True)
+
+
+@asset(
+    key=["serving", "parquet_exports"],
+    deps=[served_warehouse],
+    group_name="serving",
+    kinds={"parquet", "duckdb"},
+    description="Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot open DuckDB.",
+)
+def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    from ..lib.parquet_export import export_marts
+
+    out_dir = warehouse.settings().outputs_dir / "export"
+    con = _served_reader(warehouse)
+    try:
+        exported = export_marts(con, out_dir)
+    finally:
+        con.close()
+    return MaterializeResult(
+        metadata={
+            "directory": MetadataValue.path(str(out_dir)),
+            "tables": MetadataValue.md(
+                "\n".join(f"- `{i.path.name}`: {i.rows:,} rows" + (" (partitioned by year)" if i.partitioned else "")
+                          for i in exported.values())
+            ),
+            "dagster/row_count": sum(i.rows for i in exported.values()),
+        }
+    )
+
+
+@asset(
+    key=["serving", "analyst_report"],
+    deps=[served_warehouse],
+    group_name="serving",
+    kinds={"matplotlib", "html"},
+    description=(
+        "Charts of the headline series (85051110 world exports in tonnes with MoM/YoY; top partners over time, "
+        "2025 export-control months shaded) as PNGs in data/report/ with a one-page report.html."
+    ),
+)
+def analyst_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    import base64
+
+    from ..lib.charts import render_report
+
+    out_dir = warehouse.settings().outputs_dir / "report"
+    con = _served_reader(warehouse)
+    try:
+        files = render_report(con, out_dir)
+    finally:
+        con.close()
+
+    def inline(path):
+        return f"![{path.name}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+    return MaterializeResult(
+        metadata={
+            "report": MetadataValue.path(str(files.html)),
+            "world_chart": MetadataValue.md(inline(files.world_png)),
+            "partners_chart": MetadataValue.md(inline(files.partners_png)),
+            "headline": MetadataValue.json(files.headline),
+        }
+    )
+
+
+@asset(
+    key=["serving", "dbt_docs"],
+    deps=[served_warehouse],
+    group_name="serving",
+    kinds={"dbt", "html"},
+    pool=DUCKDB_POOL,
+    description="`dbt docs generate` as a static site in data/docs/ (opens from disk, no server needed).",
+)
+def dbt_docs_site(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> MaterializeResult:
+    from ..lib.dbt_docs import build_static_docs
+
+    settings = warehouse.settings()
+    invocation = dbt.cli(["docs", "generate", "--static"], manifest=dbt_project.manifest_path, raise_on_error=True).wait()
+    index = build_static_docs(Path(invocation.target_path), settings.outputs_dir / "docs")
+    return MaterializeResult(metadata={"index": MetadataValue.path(str(index))})

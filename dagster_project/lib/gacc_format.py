@@ -46,6 +46,14 @@ NULL_TOKENS = ("", "?", "？", "-", "—", "--", "－")
 
 PERIOD_IN_NAME = re.compile(r"(?<!\d)(\d{6})(?:\s*[-_~至]\s*(\d{6}))?(?!\d)")
 
+# A 数据年月 / Date of data value (RE2, for DuckDB): a month (202506, 2025-06, 2025年6月) or a
+# range for a cumulative figure (202501-202506, 202501-06, 2025年1-2月: January and February
+# published together). Groups: start year, start month, end year (optional), end month.
+PERIOD_VALUE_RE = (
+    r"^([0-9]{4})[-/.年]?([0-9]{1,2})月?"
+    r"(?:\s*[-~～至到]\s*(?:([0-9]{4})[-/.年]?)?([0-9]{1,2})月?)?$"
+)
+
 
 class HeaderError(ValueError):
     pass
@@ -61,9 +69,19 @@ class Header:
         return column in self.columns
 
 
+def _normalise(name: str) -> str:
+    """Header text as compared: no BOM, no outer spaces, inner runs of spaces (incl. no-break) as one."""
+    return re.sub(r"\s+", " ", name.replace("\ufeff", "").replace("\u3000", " ")).strip()
+
+
+def recognised_headers(raw_names: list[str]) -> list[str]:
+    """The canonical columns among a header row's names (to tell a garbled header from a wrong one)."""
+    return [_LOOKUP[n.casefold()] for n in map(_normalise, raw_names) if n.casefold() in _LOOKUP]
+
+
 def map_header(raw_names: list[str]) -> Header:
     """Map the header row of a download to canonical columns, or say exactly what is wrong."""
-    names = [n.strip().strip("\ufeff").strip() for n in raw_names]
+    names = [_normalise(n) for n in raw_names]
     columns: list[str] = []
     unknown: list[str] = []
     for position, name in enumerate(names, start=1):

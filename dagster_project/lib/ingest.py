@@ -20,7 +20,7 @@ import duckdb
 
 from . import gacc_format as fmt
 from .settings import SEEDS_DIR
-from .transcode import EncodingError, sha256_of, transcode_to_utf8
+from .transcode import EncodingError, Transcoded, sha256_of, transcode_to_utf8
 
 FLOWS = ("exports", "imports")
 TEXT_SUFFIXES = (".csv", ".txt")
@@ -48,8 +48,9 @@ class Rejection:
 @dataclass
 class IngestReport:
     loaded: list[LoadResult] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already loaded (this path and content, or this content)
     rejected: list[Rejection] = field(default_factory=list)
+    duplicate_of: dict[str, str] = field(default_factory=dict)  # skipped path -> the path its content was loaded from
 
     @property
     def rows_loaded(self) -> int:
@@ -95,6 +96,9 @@ CREATE OR REPLACE TEMP MACRO gacc_clean(x) AS
     CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
          ELSE replace(replace(replace(replace(trim(x), ',', ''), '，', ''), ' ', ''), '{nbsp}', '') END;
 CREATE OR REPLACE TEMP MACRO gacc_number(x) AS TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4));
+CREATE OR REPLACE TEMP MACRO gacc_text(x) AS
+    CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
+         ELSE trim(regexp_replace(replace(x, '{nbsp}', ' '), '\s+', ' ', 'g')) END;
 """
 
 _REFERENCE_TABLES = {
@@ -128,24 +132,14 @@ def _first_line(path: Path) -> list[str]:
         return next(csv.reader([line]))
 
 
-def _has_data_after_header(path: Path) -> bool:
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        handle.readline()
-        for line in handle:
-            if line.strip().strip(","):
-                return True
-    return False
-
-
 def _period_from_name(name: str) -> tuple[dt.date, dt.date] | None:
-    match = fmt.PERIOD_IN_NAME.search(name)
-    if not match:
-        return None
-    start = _yyyymm(match.group(1))
-    end = _yyyymm(match.group(2)) if match.group(2) else start
-    if start is None or end is None or end < start:
-        return None
-    return start, end
+    """The first valid YYYYMM or YYYYMM-YYYYMM in a file name (an HS6 code such as 850511 is not a month)."""
+    for match in fmt.PERIOD_IN_NAME.finditer(name):
+        start = _yyyymm(match.group(1))
+        end = _yyyymm(match.group(2)) if match.group(2) else start
+        if start is not None and end is not None and end >= start:
+            return start, end
+    return None
 
 
 def _yyyymm(text: str) -> dt.date | None:
@@ -155,14 +149,31 @@ def _yyyymm(text: str) -> dt.date | None:
     return dt.date(year, month, 1)
 
 
-def _duckdb_line(message: str) -> str:
-    match = re.search(r"[Ll]ine:? (\d+)", message)
-    return f"line {match.group(1)}: " if match else ""
-
-
-def _first_sentence(message: str) -> str:
-    first = message.strip().splitlines()[0] if message.strip() else message
-    return first.replace("Invalid Input Error: ", "").replace("Conversion Error: ", "")
+def _csv_error(message: str, raw_header: list[str], shape: Transcoded) -> str:
+    """DuckDB's CSV error, said in terms of the download: line, column and the likely cause."""
+    line_match = re.search(r"[Ll]ine:? (\d+)", message)
+    line = int(line_match.group(1)) if line_match else None
+    counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if counts:
+        expected, found = int(counts.group(1)), int(counts.group(2))
+        if found < expected:
+            after = raw_header[found - 1].strip() if 0 < found <= len(raw_header) else ""
+            what = (f"the row has {found} of the header's {expected} columns: it stops after column {found}"
+                    + (f" '{after}'" if after else ""))
+        else:
+            what = (f"the row has {found} values where the header has {expected} columns "
+                    "(a value with an unquoted comma, or a row pasted from elsewhere?)")
+    elif "unterminated quote" in message:
+        what = "a quoted value is never closed"
+    else:
+        first = message.strip().splitlines()[0] if message.strip() else message
+        what = "not a well-formed CSV row: " + first.replace("Invalid Input Error: ", "")[:300]
+    where = f"line {line} (row {line - 1}): " if line and line > 1 else (f"line {line}: " if line else "")
+    if line is not None and line >= shape.last_content_line:
+        cause = "; it is the last line, so the download was cut off mid-row (truncated): download it again"
+    else:
+        cause = "; the file is not a GACC download as saved by the platform: download it again"
+    return f"{where}{what}{cause}"
 
 
 class FileLoader:
@@ -178,16 +189,15 @@ class FileLoader:
     def _col(self, header_names: dict[str, str], canonical: str) -> str:
         return f"column '{header_names[canonical]}'"
 
-    def _first_bad(self, where: str, limit: int = 3) -> list[tuple]:
-        return self.con.execute(f"SELECT row_number, * EXCLUDE (row_number) FROM _stage WHERE {where} ORDER BY row_number LIMIT {limit}").fetchall()
-
-    def _reject_rows(self, where: str, column: str, header_names: dict[str, str], what: str) -> None:
+    def _reject_rows(self, where: str, column: str, header_names: dict[str, str], what: str,
+                     shown_sql: str | None = None, table: str = "_stage") -> None:
+        """Reject the file if any row matches `where`, naming the first rows (row, line) and the column."""
         rows = self.con.execute(
-            f"SELECT row_number, {column} FROM _stage WHERE {where} ORDER BY row_number LIMIT 3"
+            f"SELECT row_number, {shown_sql or column} FROM {table} WHERE {where} ORDER BY row_number LIMIT 3"
         ).fetchall()
         if not rows:
             return
-        total = self.con.execute(f"SELECT count(*) FROM _stage WHERE {where}").fetchone()[0]
+        total = self.con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
         shown = "; ".join(f"row {r} (line {r + 1}): {v!r}" for r, v in rows)
         more = f" and {total - len(rows)} more row(s)" if total > len(rows) else ""
         raise Rejected(f"{self._col(header_names, column)}: {what} — {shown}{more}")
@@ -218,25 +228,30 @@ class FileLoader:
         staged = self.staging_dir / f"{load_id}.csv"
         try:
             try:
-                encoding = transcode_to_utf8(lf.path, staged).encoding
+                shape = transcode_to_utf8(lf.path, staged)
             except EncodingError as exc:
                 raise Rejected(f"encoding: {exc}") from None
-            return self._load_staged(lf, rel, flow, sha, load_id, staged, encoding)
+            return self._load_staged(lf, rel, flow, sha, load_id, staged, shape)
         finally:
             staged.unlink(missing_ok=True)
 
-    def _load_staged(self, lf, rel, flow, sha, load_id, staged: Path, encoding: str) -> LoadResult:
+    def _load_staged(self, lf, rel, flow, sha, load_id, staged: Path, shape: Transcoded) -> LoadResult:
         raw_header = _first_line(staged)
         if not raw_header:
-            raise Rejected("empty file: no header row")
+            if shape.last_content_line == 0:
+                raise Rejected("empty file: no header row, only blank lines; the download failed, download it again")
+            raise Rejected("line 1 is empty: the header row (数据年月, 商品编码, ... or Date of data, Commodity code, ...) "
+                           "must be the first line")
         try:
             header = fmt.map_header(raw_header)
         except fmt.HeaderError as exc:
-            raise Rejected(f"line 1 {exc}") from None
-        if not _has_data_after_header(staged):
-            raise Rejected("header only, no data rows: the query returned nothing; nothing to load")
+            hint = ""
+            if shape.encoding == "gb18030" and not fmt.recognised_headers(raw_header):
+                hint = ("; no header was recognised when the file is read as GB18030: if it was saved in another "
+                        "encoding (Big5, Shift-JIS, UTF-16 ...), save it as UTF-8 or GB18030")
+            raise Rejected(f"line 1 {exc}{hint}") from None
 
-        header_names = {canonical: raw_header[i].strip().lstrip("\ufeff") for i, canonical in enumerate(header.columns)}
+        header_names = {canonical: raw_header[i].strip().lstrip("\ufeff").strip() for i, canonical in enumerate(header.columns)}
         columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in header.columns) + "}"
         try:
             self.con.execute(
@@ -248,18 +263,20 @@ class FileLoader:
                 {"path": str(staged)},
             )
         except duckdb.Error as exc:
-            message = str(exc)
-            raise Rejected(
-                f"{_duckdb_line(message)}not a well-formed GACC CSV (truncated download or a row with the wrong "
-                f"number of fields?): {_first_sentence(message)[:300]}"
-            ) from None
+            raise Rejected(_csv_error(str(exc), raw_header, shape)) from None
 
+        self._number_rows_by_line(shape, header, header_names)
+        self._check_last_line(shape, header, header_names)
+        empty_rows = self._drop_empty_rows(header)
         row_count = self.con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+        if row_count == 0:
+            raise Rejected("header only, no data rows: the query returned nothing; nothing to load")
+
         self._validate_codes(header, header_names)
-        period_sql, period_source, cumulative = self._period(header, header_names, lf)
+        period_source, period_warning = self._period(header, header_names, lf)
         self._validate_numbers(header, header_names)
         unit_conversions = self._resolve_units(header, header_names)
-        self._validate_keys(header, header_names, period_sql)
+        self._validate_keys(header, header_names)
 
         warnings = []
         if row_count == fmt.PLATFORM_ROW_CAP:
@@ -267,11 +284,19 @@ class FileLoader:
                 f"exactly {fmt.PLATFORM_ROW_CAP:,} data rows: the GACC platform stops downloads at this limit, "
                 "so this download was probably truncated; split the query (by month, partner or chapter) and download again"
             )
+        if empty_rows:
+            warnings.append(f"{empty_rows} empty row(s) (every field blank) ignored")
+        if period_warning:
+            warnings.append(period_warning)
         unknown_partners = self.con.execute(
             "SELECT count(*) FROM _stage s ANTI JOIN _partner p ON p.partner_code = lpad(trim(s.partner_code), 3, '0')"
         ).fetchone()[0]
         if unknown_partners:
             warnings.append(f"{unknown_partners} row(s) with partner codes not in the GACC partner list")
+        unknown_codes = self.con.execute("SELECT count(*) FROM _stage_units WHERE unknown_code").fetchone()[0]
+        if unknown_codes:
+            warnings.append(f"{unknown_codes} row(s) with commodity codes not in the GACC commodity list "
+                            "(their unit is taken as written)")
 
         loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         dims = ["hs8", "partner"] + [d for d in ("regime", "province") if header.has(f"{d}_code")]
@@ -284,21 +309,21 @@ class FileLoader:
             self.con.execute(
                 f"""INSERT INTO raw.customs_rows
                 SELECT $load_id, $rel, $sha, $loaded_at, s.row_number, $flow, $currency,
-                       p.period_start, p.period_end, $cumulative,
+                       p.period_start, p.period_end, p.period_end > p.period_start,
                        trim(s.hs8), {opt('commodity_name')},
                        lpad(trim(s.partner_code), 3, '0'), {opt('partner_name')},
                        {opt('regime_code')}, {opt('regime_name')},
                        {opt('province_code')}, {opt('province_name')},
-                       gacc_number(s.quantity), nullif(trim(s.unit), ''), u.unit_code, u.declared_unit_code, u.unit_factor,
+                       gacc_number(s.quantity), gacc_text(s.unit), u.unit_code, u.declared_unit_code, u.unit_factor,
                        {'gacc_number(s.quantity2)' if header.has('quantity2') else 'NULL'},
-                       {"gacc_clean(s.unit2)" if header.has('unit2') else 'NULL'},
+                       {"gacc_text(s.unit2)" if header.has('unit2') else 'NULL'},
                        gacc_number(s.{value_col})
                 FROM _stage s
-                JOIN ({period_sql}) p USING (row_number)
+                JOIN _period p USING (row_number)
                 JOIN _stage_units u USING (row_number)
                 ORDER BY s.row_number""",
                 {"load_id": load_id, "rel": rel, "sha": sha, "loaded_at": loaded_at, "flow": flow,
-                 "currency": header.currency, "cumulative": cumulative},
+                 "currency": header.currency},
             )
             period_start, period_end = self.con.execute(
                 "SELECT min(period_start), max(period_end) FROM raw.customs_rows WHERE load_id = $id", {"id": load_id}
@@ -308,7 +333,7 @@ class FileLoader:
                 ($load_id, $seq, $rel, $sha, $size, $flow, $encoding, $lang, $currency, $dims, $period_source,
                  $start, $end, $rows, $conversions, $warnings, $run_id, $loaded_at)""",
                 {"load_id": load_id, "seq": load_seq, "rel": rel, "sha": sha, "size": lf.path.stat().st_size,
-                 "flow": flow, "encoding": encoding, "lang": header.language, "currency": header.currency,
+                 "flow": flow, "encoding": shape.encoding, "lang": header.language, "currency": header.currency,
                  "dims": ",".join(dims), "period_source": period_source, "start": period_start, "end": period_end,
                  "rows": row_count, "conversions": unit_conversions, "warnings": "; ".join(warnings) or None,
                  "run_id": self.run_id, "loaded_at": loaded_at},
@@ -318,6 +343,56 @@ class FileLoader:
             self.con.execute("ROLLBACK")
             raise
         return LoadResult(rel, load_id, row_count, warnings)
+
+    # -- the shape of the file -----------------------------------------------------------
+    def _number_rows_by_line(self, shape: Transcoded, header: fmt.Header, names: dict[str, str]) -> None:
+        """Make row_number = line - 1 even when empty lines (which DuckDB skips) sit between rows."""
+        parsed = self.con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+        content_lines = max(0, shape.last_content_line - 1 - len(shape.blank_lines))
+        if parsed != content_lines:
+            # a quoted value with a line break inside: rows no longer match lines
+            cols = [c for c in header.columns if not c.startswith("_")]
+            found = self.con.execute(
+                f"""SELECT row_number, name FROM (UNPIVOT (SELECT row_number, {', '.join(cols)} FROM _stage)
+                    ON {', '.join(cols)} INTO NAME name VALUE value)
+                    WHERE value LIKE '%' || chr(10) || '%' OR value LIKE '%' || chr(13) || '%'
+                    ORDER BY row_number LIMIT 1"""
+            ).fetchall()
+            where = (f"data row {found[0][0]}, column '{names[found[0][1]]}': " if found else "")
+            raise Rejected(
+                f"{where}a quoted value holds a line break, so rows no longer match lines ({parsed} rows on "
+                f"{content_lines} lines); GACC downloads have one row per line: download the file again"
+            )
+        if not shape.blank_lines:
+            return
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE _line_map AS
+               SELECT row_number() OVER (ORDER BY line) AS ordinal, line
+               FROM range(2, $last + 1) t(line) WHERE NOT list_contains($blank, line)""",
+            {"last": shape.last_content_line, "blank": list(shape.blank_lines)},
+        )
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE _stage AS
+               SELECT m.line - 1 AS row_number, s.* EXCLUDE (row_number)
+               FROM _stage s JOIN _line_map m ON m.ordinal = s.row_number ORDER BY 1"""
+        )
+        self.con.execute("DROP TABLE _line_map")
+
+    def _check_last_line(self, shape: Transcoded, header: fmt.Header, names: dict[str, str]) -> None:
+        """A last line without a line break that ends in an unquoted value may be a download cut off mid-value."""
+        if shape.ends_with_line_break or shape.last_line_tail.endswith(('"', ",")):
+            return
+        last = [c for c in header.columns if not c.startswith("_ignored")][-1]
+        raise Rejected(
+            f"line {shape.lines} (row {shape.lines - 1}), {self._col(names, last)}: the file ends mid-row, without a "
+            f"line break after the last value ('...{shape.last_line_tail[-40:]}'), which may be cut short: "
+            "the download was probably truncated; download it again"
+        )
+
+    def _drop_empty_rows(self, header: fmt.Header) -> int:
+        """Rows whose every field is blank (a spreadsheet's trailing ',,,,' lines) carry nothing: drop them."""
+        blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in header.columns)
+        return self.con.execute(f"DELETE FROM _stage WHERE {blank}").fetchone()[0]
 
     # -- validation steps ----------------------------------------------------------------
     def _validate_codes(self, header: fmt.Header, names: dict[str, str]) -> None:
@@ -330,25 +405,56 @@ class FileLoader:
                 self._reject_rows(f"NOT regexp_full_match(coalesce(trim({dim}), ''), '[0-9A-Za-z]{{1,6}}')", dim, names,
                                   "codes must be short alphanumeric GACC codes")
 
-    def _period(self, header: fmt.Header, names: dict[str, str], lf: LandingFile) -> tuple[str, str, bool]:
+    def _period(self, header: fmt.Header, names: dict[str, str], lf: LandingFile) -> tuple[str, str | None]:
+        """Build _period(row_number, period_start, period_end): a month, or a range for cumulative figures."""
         current_month = self.today.replace(day=1)
         if header.has("period"):
-            parsed = (
-                "CASE WHEN regexp_full_match(trim(period), '[0-9]{6}') "
-                "THEN make_date(CAST(substr(trim(period), 1, 4) AS INT), CAST(substr(trim(period), 5, 2) AS INT), 1) "
-                "WHEN regexp_full_match(trim(period), '[0-9]{4}[-/.年][0-9]{1,2}月?') "
-                "THEN make_date(CAST(substr(trim(period), 1, 4) AS INT), "
-                "CAST(regexp_extract(trim(period), '[0-9]{4}[-/.年]([0-9]{1,2})', 1) AS INT), 1) END"
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _period AS
+                WITH parts AS (
+                    SELECT row_number, period AS text,
+                           regexp_extract(trim(coalesce(period, '')), '{fmt.PERIOD_VALUE_RE}', ['y1', 'm1', 'y2', 'm2']) AS p
+                    FROM _stage
+                ), numbers AS (
+                    SELECT row_number, text,
+                           TRY_CAST(nullif(p.y1, '') AS INT) AS y1, TRY_CAST(nullif(p.m1, '') AS INT) AS m1,
+                           TRY_CAST(coalesce(nullif(p.y2, ''), nullif(p.y1, '')) AS INT) AS y2,
+                           TRY_CAST(coalesce(nullif(p.m2, ''), nullif(p.m1, '')) AS INT) AS m2
+                    FROM parts
+                ), checked AS (
+                    SELECT *, coalesce(y1 BETWEEN 1990 AND 2100 AND m1 BETWEEN 1 AND 12
+                                       AND y2 BETWEEN 1990 AND 2100 AND m2 BETWEEN 1 AND 12
+                                       AND y2 * 12 + m2 >= y1 * 12 + m1, false) AS valid
+                    FROM numbers
+                )
+                SELECT row_number, text, valid,
+                       CASE WHEN valid THEN make_date(y1, m1, 1) END AS period_start,
+                       CASE WHEN valid THEN make_date(y2, m2, 1) END AS period_end
+                FROM checked"""
             )
-            bad_month = (
-                "NOT (regexp_full_match(coalesce(trim(period), ''), '[0-9]{4}[-/.年]?[0-9]{1,2}月?') "
-                "AND TRY_CAST(regexp_extract(trim(period), '^[0-9]{4}[-/.年]?([0-9]{1,2})', 1) AS INT) BETWEEN 1 AND 12 "
-                "AND TRY_CAST(substr(trim(period), 1, 4) AS INT) BETWEEN 1990 AND 2100)"
+            self._reject_rows(
+                "NOT valid", "period", names,
+                "the period must be a month written YYYYMM (e.g. 202506), or a range YYYYMM-YYYYMM for a cumulative "
+                "figure (e.g. 202501-202502 for January and February published together)",
+                shown_sql="text", table="_period",
             )
-            self._reject_rows(bad_month, "period", names, "the period must be a month written YYYYMM (e.g. 202506)")
-            self._reject_rows(f"({parsed}) >= DATE '{current_month}'", "period", names,
-                              f"period in the future: statistics for a month exist only after it ends (today is {self.today})")
-            return f"SELECT row_number, {parsed} AS period_start, {parsed} AS period_end FROM _stage", "column", False
+            self._reject_rows(
+                f"period_end >= DATE '{current_month}'", "period", names,
+                f"period in the future or not over yet: statistics for a month exist only after it ends (today is {self.today})",
+                shown_sql="text", table="_period",
+            )
+            warning = None
+            in_name = _period_from_name(lf.path.name)
+            if in_name is not None:
+                outside = self.con.execute(
+                    "SELECT count(*) FROM _period WHERE period_start < $a OR period_end > $b",
+                    {"a": in_name[0], "b": in_name[1]},
+                ).fetchone()[0]
+                if outside:
+                    warning = (f"{outside} row(s) with a {names['period']} outside the period in the file name "
+                               f"({in_name[0]:%Y%m}" + (f"-{in_name[1]:%Y%m}" if in_name[1] != in_name[0] else "")
+                               + "); the column is used")
+            return "column", warning
         found = _period_from_name(lf.path.name)
         if found is None:
             raise Rejected(
@@ -359,11 +465,11 @@ class FileLoader:
         start, end = found
         if end >= current_month:
             raise Rejected(f"file name: period {end:%Y-%m} is in the future or not over yet (today is {self.today})")
-        return (
-            f"SELECT row_number, DATE '{start}' AS period_start, DATE '{end}' AS period_end FROM _stage",
-            "file name",
-            start != end,
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _period AS "
+            f"SELECT row_number, DATE '{start}' AS period_start, DATE '{end}' AS period_end FROM _stage"
         )
+        return "file name", None
 
     def _validate_numbers(self, header: fmt.Header, names: dict[str, str]) -> None:
         for column in ("quantity", "quantity2", "value_usd", "value_cny"):
@@ -377,7 +483,7 @@ class FileLoader:
         self.con.execute(
             """CREATE OR REPLACE TEMP TABLE _stage_units AS
             SELECT s.row_number,
-                   gacc_clean(s.unit) AS unit_text,
+                   gacc_text(s.unit) AS unit_text,
                    a.unit_code,
                    coalesce(c.declared_unit_code, a.unit_code) AS declared_unit_code,
                    c.hs8 IS NULL AS unknown_code,
@@ -387,7 +493,7 @@ class FileLoader:
                    fu.unit_name_zh AS file_unit_zh, du.unit_name_zh AS declared_unit_zh, du.unit_name_en AS declared_unit_en,
                    trim(s.hs8) AS hs8, gacc_number(s.quantity) AS quantity
             FROM _stage s
-            LEFT JOIN _unit_alias a ON a.alias = lower(gacc_clean(s.unit))
+            LEFT JOIN _unit_alias a ON a.alias = lower(gacc_text(s.unit))
             LEFT JOIN _commodity c ON c.hs8 = trim(s.hs8)
             LEFT JOIN _unit fu ON fu.unit_code = a.unit_code
             LEFT JOIN _unit du ON du.unit_code = coalesce(c.declared_unit_code, a.unit_code)"""
@@ -397,7 +503,7 @@ class FileLoader:
             "SELECT row_number FROM _stage_units WHERE unit_text IS NULL AND quantity IS NOT NULL ORDER BY 1 LIMIT 3"
         ).fetchall()
         if missing:
-            raise Rejected(f"{col}: a quantity without a unit — rows " + ", ".join(str(r[0]) for r in missing))
+            raise Rejected(f"{col}: a quantity without a unit — " + "; ".join(f"row {r} (line {r + 1})" for (r,) in missing))
         unknown = self.con.execute(
             "SELECT row_number, unit_text FROM _stage_units WHERE unit_text IS NOT NULL AND unit_code IS NULL ORDER BY 1 LIMIT 3"
         ).fetchall()
@@ -420,22 +526,25 @@ class FileLoader:
         ).fetchall()
         if not conversions:
             return None
-        return "; ".join(f"{n} row(s) converted {a} -> {b} (x{f.normalize()})" for a, b, f, n in conversions)
+        return "; ".join(f"{n} row(s) converted {a} -> {b} (x{f.normalize():f})" for a, b, f, n in conversions)
 
-    def _validate_keys(self, header: fmt.Header, names: dict[str, str], period_sql: str) -> None:
-        key = ["p.period_start", "trim(s.hs8)", "lpad(trim(s.partner_code), 3, '0')"]
-        key += [f"trim(s.{c})" for c in ("regime_code", "province_code") if header.has(c)]
+    def _validate_keys(self, header: fmt.Header, names: dict[str, str]) -> None:
+        key = [("p.period_start", None), ("p.period_end", None), ("trim(s.hs8)", "hs8"),
+               ("lpad(trim(s.partner_code), 3, '0')", "partner_code")]
+        key += [(f"trim(s.{c})", c) for c in ("regime_code", "province_code") if header.has(c)]
         dupes = self.con.execute(
-            f"""SELECT list(s.row_number ORDER BY s.row_number), {', '.join(key)}
-                FROM _stage s JOIN ({period_sql}) p USING (row_number)
+            f"""SELECT list(s.row_number ORDER BY s.row_number), {', '.join(k for k, _ in key)}
+                FROM _stage s JOIN _period p USING (row_number)
                 GROUP BY ALL HAVING count(*) > 1 ORDER BY 1 LIMIT 3"""
         ).fetchall()
         if dupes:
-            rows, *values = dupes[0]
-            cols = ", ".join(names[c] for c in ("period", "hs8", "partner_code", "regime_code", "province_code") if c in names)
+            rows, start, end, *values = dupes[0]
+            period = f"{start:%Y%m}" + (f"-{end:%Y%m}" if end != start else "")
+            period_name = names.get("period", "period (from the file name)")
+            cols = ", ".join([period_name] + [names[c] for _, c in key[2:]])
             raise Rejected(
-                f"duplicate key: rows {', '.join(map(str, rows))} repeat ({cols}) = "
-                f"({', '.join(str(v) for v in values)}); a download has one row per key"
+                f"duplicate key: rows {', '.join(map(str, rows))} (lines {', '.join(str(r + 1) for r in rows)}) repeat "
+                f"({cols}) = ({', '.join([period] + [str(v) for v in values])}); a download has one row per key"
                 + (f" ({len(dupes)}+ keys repeat)" if len(dupes) > 1 else "")
             )
 
@@ -472,9 +581,16 @@ def ingest_landing(
             continue
         if (lf.rel, sha) in known or sha in known_shas:
             report.skipped.append(lf.rel)
+            if known_shas.get(sha, lf.rel) != lf.rel:
+                report.duplicate_of[lf.rel] = known_shas[sha]
             continue
         try:
-            result = loader.load(lf, landing_dir, sha)
+            try:
+                result = loader.load(lf, landing_dir, sha)
+            except (duckdb.Error, OSError, UnicodeError, csv.Error) as exc:
+                # a file we cannot read must not stop the others from loading
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise Rejected(f"could not be read ({type(exc).__name__}): {first[:300]}") from None
         except Rejected as exc:
             rejection = Rejection(lf.rel, sha, str(exc))
             report.rejected.append(rejection)
@@ -487,5 +603,6 @@ def ingest_landing(
             continue
         known_shas[sha] = lf.rel
         report.loaded.append(result)
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _stage_units")
+    for table in ("_stage", "_stage_units", "_period"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
