@@ -23,7 +23,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/seeds dbt/tests dbt/snapshots -type f 2>/dev/null) dbt/dbt_project.yml dbt/profiles.yml
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: help install run test dev manifest sample seeds clean
+.PHONY: help install run test dev manifest sample seeds compat clean
 
 help:
 	@echo "make run     build the warehouse from \$$CUSTOMS_LANDING_DIR (default data/landing) into \$$WAREHOUSE_PATH"
@@ -69,6 +69,10 @@ sample: $(VENV)/.synced
 
 seeds: $(VENV)/.synced
 	$(PY) data/build_seeds.py
+
+# Open the served file with the DuckDB releases BI drivers embed (downloads them into temp venvs).
+compat: $(VENV)/.synced
+	UV=$(UV) PYTHON=$(PYTHON) scripts/check_bi_compat.sh
 
 clean:
 	rm -rf dbt/target dbt/logs data/warehouse.duckdb* data/export data/report data/docs data/quality

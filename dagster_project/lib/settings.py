@@ -18,7 +18,7 @@ SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 # The storage format of every file we write. DuckDB 1.5 would otherwise pick its default;
 # v1.4.0 is readable by DuckDB >= 1.4 (the 1.4 LTS line, 1.5.x and 2.x), which covers the
 # JDBC, Node and Python drivers that DBeaver, Metabase, Superset and Evidence ship today.
-STORAGE_VERSION = "v1.4.0"
+STORAGE_VERSION = "v1.1.0"
 
 
 def _resolve(value: str | None, default: Path) -> Path:
