@@ -1,11 +1,13 @@
+import json
 from typing import Any, Mapping
 
-from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, MetadataValue, Output
+from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, Config, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ..lib import warehouse as wh
 from ..lib.audit import record_check_results
 from ..lib.headline import headline_markdown, headline_rows
+from ..lib.incremental import dbt_vars, mark_built, months_to_build, unbuilt_loads
 from ..lib.settings import DBT_PROJECT_DIR
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
@@ -40,12 +42,27 @@ TRANSLATOR = CustomsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 MART_ROW_COUNT_SQL = "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE schema_name IN ('marts', 'intermediate', 'reference')"
 
 
+class DbtBuildConfig(Config):
+    """`full_refresh` rebuilds every month (after changing a model); otherwise only the months new loads touch."""
+
+    full_refresh: bool = False
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, pool=DUCKDB_POOL)
-def customs_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Seeds, staging, intermediate and marts, with their dbt tests as asset checks."""
     settings = warehouse.settings()
     wh.ensure_working_copy(settings)
-    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    args = ["build"]
+    with wh.connect_working(settings) as con:
+        pending = unbuilt_loads(con)
+        variables = None if config.full_refresh else dbt_vars(months_to_build(con))
+    if config.full_refresh:
+        args.append("--full-refresh")
+    elif variables is not None:
+        args += ["--vars", json.dumps(variables)]
+        context.log.info(f"incremental build of {len(variables['months'])} month(s): {', '.join(variables['months'][:12])}")
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
     # Collect the events first: row counts and previews are read from DuckDB once dbt has
     # closed the file (a second connection while dbt writes would hit DuckDB's lock).
     events = list(invocation.stream())
@@ -53,6 +70,8 @@ def customs_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, ware
 
     checks = [e for e in events if isinstance(e, AssetCheckResult)]
     with wh.connect_working(settings) as con:
+        if succeeded:
+            mark_built(con, pending, context.run.run_id)
         record_check_results(
             con,
             context.run.run_id,

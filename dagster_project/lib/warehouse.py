@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS raw.customs_rows (
     unit2               VARCHAR,
     value               DECIMAL(38, 4)        -- in `currency`
 );
+-- Loads the marts were successfully built from: the watermark of incremental dbt builds.
+CREATE TABLE IF NOT EXISTS raw.customs_loads_built (
+    load_id        VARCHAR PRIMARY KEY,
+    built_at       TIMESTAMP NOT NULL,
+    dagster_run_id VARCHAR
+);
 CREATE TABLE IF NOT EXISTS audit.rejected_files (
     file_path    VARCHAR NOT NULL,
     file_sha256  VARCHAR,

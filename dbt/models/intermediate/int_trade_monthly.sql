@@ -1,3 +1,9 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['month'],
+    on_schema_change='fail'
+) }}
 -- Monthly (non-cumulative) trade per flow x month x hs8 x partner, summed over the
 -- optional dimensions (regime, province) and with USD and CNY combined side by side.
 --
@@ -11,7 +17,7 @@ with current_monthly as (
         (case when regime_code is not null then 1 else 0 end)
         + (case when province_code is not null then 2 else 0 end) as detail_level
     from {{ ref('int_customs_facts_current') }}
-    where not is_cumulative
+    where not is_cumulative and {{ in_months('period_start') }}
 ),
 
 least_detailed as (

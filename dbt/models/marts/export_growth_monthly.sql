@@ -1,3 +1,9 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['month'],
+    on_schema_change='fail'
+) }}
 -- Growth metrics per month x HS8 x partner (ISO3), plus the world ('WLD').
 --
 -- Comparisons are against the calendar month (month - 1 month, month - 12 months), never
@@ -8,6 +14,7 @@
 with by_partner as (
     select month, hs8, partner_iso3, sum(quantity_kg) as quantity_kg, sum(value_usd) as value_usd
     from {{ ref('fct_exports_monthly') }}
+    where {{ growth_source_filter('month') }}
     group by all
 ),
 
@@ -95,3 +102,4 @@ select
     cast({{ pct_change('value_usd', 'prev_month_usd') }} as double) as value_mom_pct,
     cast({{ pct_change('value_usd', 'prev_year_usd') }} as double) as value_yoy_pct
 from compared
+where {{ in_months('month', 'growth_months') }}

@@ -1,4 +1,11 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['month'],
+    on_schema_change='fail'
+) }}
 -- China's exports per month x HS8 x GACC partner: the latest release, kg and USD.
+-- Incremental: a build after new loads replaces just the months they touch.
 select
     cast(t.month as date) as month,
     cast(t.hs8 as varchar) as hs8,
@@ -14,4 +21,4 @@ select
     cast(t.source_row_count as bigint) as source_row_count
 from {{ ref('int_trade_monthly') }} t
 left join {{ ref('dim_partner') }} p using (partner_code)
-where t.flow = 'exports'
+where t.flow = 'exports' and {{ in_months('t.month') }}
