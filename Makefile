@@ -23,7 +23,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/seeds dbt/tests dbt/snapshots -type f 2>/dev/null) dbt/dbt_project.yml dbt/profiles.yml
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: help install run test dev manifest sample seeds compat clean
+.PHONY: help install run test dev manifest sample seeds compat bench chaos clean
 
 help:
 	@echo "make run     build the warehouse from \$$CUSTOMS_LANDING_DIR (default data/landing) into \$$WAREHOUSE_PATH"
@@ -69,6 +69,14 @@ sample: $(VENV)/.synced
 
 seeds: $(VENV)/.synced
 	$(PY) data/build_seeds.py
+
+# Benchmarks (not part of the tests): BENCH_SCALE=full make bench for the national size.
+bench: install $(MANIFEST)
+	$(PY) bench/run.py
+
+# Kill -9 at 20 moments of a build; every time the served file must be whole and a re-run converge.
+chaos: install $(MANIFEST)
+	$(PY) scripts/chaos.py --points 20
 
 # Open the served file with the DuckDB releases BI drivers embed (downloads them into temp venvs).
 compat: $(VENV)/.synced
