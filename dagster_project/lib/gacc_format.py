@@ -44,7 +44,10 @@ PLATFORM_ROW_CAP = 10_000
 # Tokens the platform writes for "no value".
 NULL_TOKENS = ("", "?", "？", "-", "—", "--", "－")
 
-PERIOD_IN_NAME = re.compile(r"(?<!\d)(\d{6})(?:\s*[-_~至]\s*(\d{6}))?(?!\d)")
+# A file without a 数据年月 column is named by its period: YYYYMM (one month) or YYYYMM-YYYYMM
+# (a cumulative range). Six-digit runs that are not months (an HS6 code such as 850511) are skipped.
+MONTH_IN_NAME = re.compile(r"(?<!\d)\d{6}(?!\d)")
+RANGE_SEPARATOR = re.compile(r"\s*[-_~至]\s*")
 
 # A 数据年月 / Date of data value (RE2, for DuckDB): a month (202506, 2025-06, 2025年6月) or a
 # range for a cumulative figure (202501-202506, 202501-06, 2025年1-2月: January and February
@@ -104,7 +107,7 @@ def map_header(raw_names: list[str]) -> Header:
         )
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        spellings = "; ".join(f"{c}: {' / '.join(HEADER_ALIASES[c])}" for c in missing)
+        spellings = "; ".join(" / ".join(f"'{a}'" for a in HEADER_ALIASES[c]) for c in missing)
         raise HeaderError(f"header: required column(s) missing: {spellings}")
     has_usd, has_cny = "value_usd" in columns, "value_cny" in columns
     if has_usd == has_cny:

@@ -36,6 +36,9 @@ class LoadResult:
     load_id: str
     row_count: int
     warnings: list[str] = field(default_factory=list)
+    period_source: str | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
 
 
 @dataclass
@@ -85,8 +88,11 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def load_id_for(rel: str, sha: str) -> str:
-    return hashlib.sha256(f"{rel}\x00{sha}".encode()).hexdigest()[:16]
+def load_id_for(rel: str, sha: str, generation: int = 0) -> str:
+    """A load's id: its file and content, and how many times that same pair was loaded before
+    (a file changed back to an earlier version is loaded again, as the latest release)."""
+    key = f"{rel}\x00{sha}" + (f"\x00{generation}" if generation else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- reference data
@@ -126,20 +132,23 @@ def load_reference_tables(con: duckdb.DuckDBPyConnection, seeds_dir: Path = SEED
 
 def _first_line(path: Path) -> list[str]:
     with path.open("r", encoding="utf-8", newline="") as handle:
-        line = handle.readline()
+        line = handle.readline().rstrip("\r\n")
         if not line.strip():
             return []
         return next(csv.reader([line]))
 
 
 def _period_from_name(name: str) -> tuple[dt.date, dt.date] | None:
-    """The first valid YYYYMM or YYYYMM-YYYYMM in a file name (an HS6 code such as 850511 is not a month)."""
-    for match in fmt.PERIOD_IN_NAME.finditer(name):
-        start = _yyyymm(match.group(1))
-        end = _yyyymm(match.group(2)) if match.group(2) else start
-        if start is not None and end is not None and end >= start:
-            return start, end
-    return None
+    """The first month (YYYYMM) in a file name, or the range YYYYMM-YYYYMM it starts; None if there is none."""
+    months = [(m.start(), m.end(), _yyyymm(m.group())) for m in fmt.MONTH_IN_NAME.finditer(name)]
+    months = [m for m in months if m[2] is not None]
+    if not months:
+        return None
+    _, end_of_first, start = months[0]
+    if len(months) > 1 and fmt.RANGE_SEPARATOR.fullmatch(name[end_of_first:months[1][0]]):
+        end = months[1][2]
+        return (start, end) if end >= start else None  # an inverted range is no period
+    return start, start
 
 
 def _yyyymm(text: str) -> dt.date | None:
@@ -149,27 +158,34 @@ def _yyyymm(text: str) -> dt.date | None:
     return dt.date(year, month, 1)
 
 
+def _header_column(raw_header: list[str], position: int) -> str:
+    name = raw_header[position - 1].strip().lstrip("\ufeff").strip() if 0 < position <= len(raw_header) else ""
+    return f"column {position}" + (f" '{name}'" if name else "")
+
+
 def _csv_error(message: str, raw_header: list[str], shape: Transcoded) -> str:
     """DuckDB's CSV error, said in terms of the download: line, column and the likely cause."""
     line_match = re.search(r"[Ll]ine:? (\d+)", message)
     line = int(line_match.group(1)) if line_match else None
+    is_last = line is not None and line >= shape.last_content_line
     counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     if counts:
         expected, found = int(counts.group(1)), int(counts.group(2))
         if found < expected:
-            after = raw_header[found - 1].strip() if 0 < found <= len(raw_header) else ""
-            what = (f"the row has {found} of the header's {expected} columns: it stops after column {found}"
-                    + (f" '{after}'" if after else ""))
+            what = f"the row has {found} of the header's {expected} columns: it stops after {_header_column(raw_header, found)}"
         else:
             what = (f"the row has {found} values where the header has {expected} columns "
                     "(a value with an unquoted comma, or a row pasted from elsewhere?)")
     elif "unterminated quote" in message:
         what = "a quoted value is never closed"
+        if is_last and shape.last_line is not None:
+            fields = next(csv.reader([shape.last_line]), [])
+            what += f": the row stops inside {_header_column(raw_header, max(1, len(fields)))}"
     else:
         first = message.strip().splitlines()[0] if message.strip() else message
         what = "not a well-formed CSV row: " + first.replace("Invalid Input Error: ", "")[:300]
     where = f"line {line} (row {line - 1}): " if line and line > 1 else (f"line {line}: " if line else "")
-    if line is not None and line >= shape.last_content_line:
+    if is_last:
         cause = "; it is the last line, so the download was cut off mid-row (truncated): download it again"
     else:
         cause = "; the file is not a GACC download as saved by the platform: download it again"
@@ -203,7 +219,7 @@ class FileLoader:
         raise Rejected(f"{self._col(header_names, column)}: {what} — {shown}{more}")
 
     # -- the load ------------------------------------------------------------------------
-    def load(self, lf: LandingFile, landing_dir: Path, sha: str) -> LoadResult:
+    def load(self, lf: LandingFile, landing_dir: Path, sha: str, generation: int = 0) -> LoadResult:
         rel = lf.rel
         parts = rel.split("/")
         if len(parts) < 2 or parts[0] not in FLOWS:
@@ -223,7 +239,7 @@ class FileLoader:
         if lf.path.stat().st_size == 0:
             raise Rejected("empty file (0 bytes): the download failed; download it again")
 
-        load_id = load_id_for(rel, sha)
+        load_id = load_id_for(rel, sha, generation)
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         staged = self.staging_dir / f"{load_id}.csv"
         try:
@@ -246,13 +262,24 @@ class FileLoader:
             header = fmt.map_header(raw_header)
         except fmt.HeaderError as exc:
             hint = ""
-            if shape.encoding == "gb18030" and not fmt.recognised_headers(raw_header):
+            separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"))
+                              if len(raw_header) == 1 and sep in raw_header[0]), None)
+            if separator:
+                hint = (f"; the values are separated by {separator}, not commas: download the CSV again from the "
+                        "platform (a spreadsheet set to another list separator re-saved it)")
+            elif shape.encoding == "gb18030" and not fmt.recognised_headers(raw_header):
                 hint = ("; no header was recognised when the file is read as GB18030: if it was saved in another "
                         "encoding (Big5, Shift-JIS, UTF-16 ...), save it as UTF-8 or GB18030")
             raise Rejected(f"line 1 {exc}{hint}") from None
 
         header_names = {canonical: raw_header[i].strip().lstrip("\ufeff").strip() for i, canonical in enumerate(header.columns)}
-        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in header.columns) + "}"
+        # GACC rows end with a comma, and so does the header. DuckDB accepts one trailing empty value
+        # after the declared columns, so the header's empty last column is not declared: a row with
+        # a value too many (an unquoted '1,000') is then an error instead of shifting every value.
+        stage_columns = list(header.columns)
+        if len(stage_columns) > 1 and not raw_header[-1].strip():
+            stage_columns.pop()
+        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in stage_columns) + "}"
         try:
             self.con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _stage AS
@@ -267,7 +294,7 @@ class FileLoader:
 
         self._number_rows_by_line(shape, header, header_names)
         self._check_last_line(shape, header, header_names)
-        empty_rows = self._drop_empty_rows(header)
+        empty_rows = self._drop_empty_rows(stage_columns)
         row_count = self.con.execute("SELECT count(*) FROM _stage").fetchone()[0]
         if row_count == 0:
             raise Rejected("header only, no data rows: the query returned nothing; nothing to load")
@@ -342,7 +369,7 @@ class FileLoader:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        return LoadResult(rel, load_id, row_count, warnings)
+        return LoadResult(rel, load_id, row_count, warnings, period_source, period_start, period_end)
 
     # -- the shape of the file -----------------------------------------------------------
     def _number_rows_by_line(self, shape: Transcoded, header: fmt.Header, names: dict[str, str]) -> None:
@@ -358,10 +385,15 @@ class FileLoader:
                     WHERE value LIKE '%' || chr(10) || '%' OR value LIKE '%' || chr(13) || '%'
                     ORDER BY row_number LIMIT 1"""
             ).fetchall()
-            where = (f"data row {found[0][0]}, column '{names[found[0][1]]}': " if found else "")
+            if found:
+                raise Rejected(
+                    f"row {found[0][0]}, column '{names[found[0][1]]}': a quoted value holds a line break, so rows no "
+                    f"longer match lines ({parsed} rows on {content_lines} lines); GACC downloads have one row per "
+                    "line: download the file again"
+                )
             raise Rejected(
-                f"{where}a quoted value holds a line break, so rows no longer match lines ({parsed} rows on "
-                f"{content_lines} lines); GACC downloads have one row per line: download the file again"
+                f"{parsed} rows on {content_lines} lines: the file's line breaks are neither CRLF nor LF "
+                "(a bare CR?); GACC downloads use CRLF: download the file again"
             )
         if not shape.blank_lines:
             return
@@ -380,18 +412,20 @@ class FileLoader:
 
     def _check_last_line(self, shape: Transcoded, header: fmt.Header, names: dict[str, str]) -> None:
         """A last line without a line break that ends in an unquoted value may be a download cut off mid-value."""
-        if shape.ends_with_line_break or shape.last_line_tail.endswith(('"', ",")):
+        tail = (shape.last_line or "").rstrip()
+        if shape.ends_with_line_break or tail.endswith(('"', ",")):
             return
         last = [c for c in header.columns if not c.startswith("_ignored")][-1]
+        value = next(csv.reader([tail]), [""])[-1] if tail else ""
         raise Rejected(
             f"line {shape.lines} (row {shape.lines - 1}), {self._col(names, last)}: the file ends mid-row, without a "
-            f"line break after the last value ('...{shape.last_line_tail[-40:]}'), which may be cut short: "
+            f"line break after the last value {value!r}, which may be cut short: "
             "the download was probably truncated; download it again"
         )
 
-    def _drop_empty_rows(self, header: fmt.Header) -> int:
+    def _drop_empty_rows(self, columns: list[str]) -> int:
         """Rows whose every field is blank (a spreadsheet's trailing ',,,,' lines) carry nothing: drop them."""
-        blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in header.columns)
+        blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in columns)
         return self.con.execute(f"DELETE FROM _stage WHERE {blank}").fetchone()[0]
 
     # -- validation steps ----------------------------------------------------------------
@@ -541,7 +575,7 @@ class FileLoader:
             rows, start, end, *values = dupes[0]
             period = f"{start:%Y%m}" + (f"-{end:%Y%m}" if end != start else "")
             period_name = names.get("period", "period (from the file name)")
-            cols = ", ".join([period_name] + [names[c] for _, c in key[2:]])
+            cols = ", ".join(f"'{n}'" for n in [period_name] + [names[c] for _, c in key[2:]])
             raise Rejected(
                 f"duplicate key: rows {', '.join(map(str, rows))} (lines {', '.join(str(r + 1) for r in rows)}) repeat "
                 f"({cols}) = ({', '.join([period] + [str(v) for v in values])}); a download has one row per key"
@@ -550,6 +584,39 @@ class FileLoader:
 
 
 # --------------------------------------------------------------------------- the landing dir
+
+
+class _Loaded:
+    """What raw.customs_loads already holds, to tell new files and releases from repeats."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.latest_sha: dict[str, str] = {}  # path -> content of its latest load
+        self.by_sha: dict[str, list[tuple[str, str, dt.date, dt.date]]] = {}  # content -> (path, period source, start, end)
+        self.times: dict[tuple[str, str], int] = {}  # (path, content) -> loads
+        for row in con.execute(
+            "SELECT file_path, file_sha256, period_source, period_start, period_end FROM raw.customs_loads ORDER BY load_seq"
+        ).fetchall():
+            self.add(*row)
+
+    def add(self, path: str, sha: str, source: str | None, start: dt.date | None, end: dt.date | None) -> None:
+        self.latest_sha[path] = sha
+        self.by_sha.setdefault(sha, []).append((path, source, start, end))
+        self.times[(path, sha)] = self.times.get((path, sha), 0) + 1
+
+    def same_download(self, lf: LandingFile, sha: str) -> str | None:
+        """The path this very download was loaded from, or None when the file is new or a new release.
+
+        A path is read again whenever its content differs from its latest load, even if it goes
+        back to an earlier version: the landing directory says what the latest release is. The
+        same bytes under another name are the same download, unless the period came from the file
+        name: two months can have byte-identical downloads, and then the name is part of the data.
+        """
+        if lf.rel in self.latest_sha:
+            return lf.rel if self.latest_sha[lf.rel] == sha else None
+        for path, source, start, end in self.by_sha.get(sha, []):
+            if source != "file name" or _period_from_name(lf.path.name) == (start, end):
+                return path
+        return None
 
 
 def ingest_landing(
@@ -565,8 +632,7 @@ def ingest_landing(
     report = IngestReport()
     load_reference_tables(con, seeds_dir)
     loader = FileLoader(con, staging_dir, today or dt.date.today(), run_id)
-    known = {(r[0], r[1]) for r in con.execute("SELECT file_path, file_sha256 FROM raw.customs_loads").fetchall()}
-    known_shas = {sha: path for path, sha in known}
+    loaded = _Loaded(con)
     recorded_rejections = {
         (r[0], r[1], r[2]) for r in con.execute("SELECT file_path, file_sha256, reason FROM audit.rejected_files").fetchall()
     }
@@ -579,14 +645,15 @@ def ingest_landing(
         except OSError as exc:
             report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
             continue
-        if (lf.rel, sha) in known or sha in known_shas:
+        same = loaded.same_download(lf, sha)
+        if same is not None:
             report.skipped.append(lf.rel)
-            if known_shas.get(sha, lf.rel) != lf.rel:
-                report.duplicate_of[lf.rel] = known_shas[sha]
+            if same != lf.rel:
+                report.duplicate_of[lf.rel] = same
             continue
         try:
             try:
-                result = loader.load(lf, landing_dir, sha)
+                result = loader.load(lf, landing_dir, sha, generation=loaded.times.get((lf.rel, sha), 0))
             except (duckdb.Error, OSError, UnicodeError, csv.Error) as exc:
                 # a file we cannot read must not stop the others from loading
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -601,7 +668,7 @@ def ingest_landing(
                      "t": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "run": run_id},
                 )
             continue
-        known_shas[sha] = lf.rel
+        loaded.add(lf.rel, sha, result.period_source, result.period_start, result.period_end)
         report.loaded.append(result)
     for table in ("_stage", "_stage_units", "_period"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

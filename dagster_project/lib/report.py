@@ -24,10 +24,12 @@ def current_rejections(con: duckdb.DuckDBPyConnection, settings: Settings) -> li
     rows = con.execute(
         "SELECT file_path, file_sha256, arg_max(reason, rejected_at) FROM audit.rejected_files GROUP BY ALL ORDER BY 1"
     ).fetchall()
-    loaded = {r[0] for r in con.execute("SELECT file_sha256 FROM raw.customs_loads").fetchall()}
+    # (path, content) pairs loaded: the same bytes under another name may be another download
+    # (a file named by its period), so a rejection stands unless this very file was loaded
+    loaded = {(r[0], r[1]) for r in con.execute("SELECT file_path, file_sha256 FROM raw.customs_loads").fetchall()}
     out = []
     for path, sha, reason in rows:
-        if path in present and sha not in loaded and (sha is None or sha256_of(present[path]) == sha):
+        if path in present and (path, sha) not in loaded and (sha is None or sha256_of(present[path]) == sha):
             out.append((path, reason))
     return out
 

@@ -26,14 +26,15 @@ CHUNK = 1 << 20
 # UTF-8, not GB18030, and is rejected rather than read as GB18030 mojibake.
 UTF8_EVIDENCE_CHARS = 8
 MAX_BLANK_LINES = 1_000_000
+MAX_LAST_LINE = 1 << 16
 
 _BLANK_LINE = re.compile(rb"\n\r?(?=\n)")
 
 _SIGNATURES = (
-    (b"PK\x03\x04", "a ZIP archive or Excel .xlsx workbook, not CSV text: download (or save) the query as CSV"),
-    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook, not CSV text: download (or save) the query as CSV"),
-    (b"%PDF", "a PDF document, not CSV text: download the query as CSV"),
-    (b"\x89PNG", "a PNG image, not CSV text"),
+    (b"PK\x03\x04", "binary content: a ZIP archive or Excel .xlsx workbook, not CSV text: download (or save) the query as CSV"),
+    (b"\xd0\xcf\x11\xe0", "binary content: an Excel .xls workbook, not CSV text: download (or save) the query as CSV"),
+    (b"%PDF", "binary content: a PDF document, not CSV text: download the query as CSV"),
+    (b"\x89PNG", "binary content: a PNG image, not CSV text"),
     (b"\xff\xfe", "UTF-16 text: save it as UTF-8 or GB18030 (the platform's own download is GB18030)"),
     (b"\xfe\xff", "UTF-16 text: save it as UTF-8 or GB18030 (the platform's own download is GB18030)"),
 )
@@ -67,7 +68,7 @@ class Transcoded:
     last_content_line: int = 0  # the last line that is not empty (trailing empty lines are fine)
     blank_lines: tuple[int, ...] = field(default_factory=tuple)  # empty lines before last_content_line
     ends_with_line_break: bool = True
-    last_line_tail: str = ""  # the end of the last line when it has no line break (decoded)
+    last_line: str | None = None  # the last line when it has no line break (decoded; None if over 64 KiB)
 
 
 class _LineScan:
@@ -79,6 +80,7 @@ class _LineScan:
         self.blank: list[int] = []
         self.last_content_line = 0
         self.last_chunk = b""
+        self.partial: bytes | None = b""  # the current line so far, while it is short
 
     def feed(self, chunk: bytes) -> None:
         data = self.tail + chunk
@@ -94,11 +96,18 @@ class _LineScan:
         self.newlines += chunk.count(b"\n")
         self.tail = data[-2:]
         self.last_chunk = chunk
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            self.partial = chunk[cut + 1:]
+        elif self.partial is not None:
+            self.partial += chunk
+        if self.partial is not None and len(self.partial) > MAX_LAST_LINE:
+            self.partial = None
 
     def result(self, encoding: str) -> dict:
         ends = self.last_chunk.endswith((b"\n", b"\r")) or not self.last_chunk
         lines = self.newlines + (0 if ends else 1)
-        tail = b"" if ends else self.last_chunk[self.last_chunk.rfind(b"\n") + 1:][-200:]
+        last = None if ends or self.partial is None else self.partial.decode(encoding, errors="replace")
         # a file that starts with empty lines: those are found by the start-of-file check
         blank = tuple(b for b in self.blank if b < self.last_content_line)
         return {
@@ -106,7 +115,7 @@ class _LineScan:
             "last_content_line": self.last_content_line,
             "blank_lines": blank,
             "ends_with_line_break": ends,
-            "last_line_tail": tail.decode(encoding, errors="replace"),
+            "last_line": last,
         }
 
 
@@ -135,12 +144,18 @@ def _locate(src: Path, offset: int, encoding: str) -> tuple[int, int, str | None
             read += len(chunk)
         handle.seek(line_start)
         prefix = handle.read(max(0, offset - line_start))
-    text = prefix.decode(encoding, errors="replace")
-    position = max(1, len(next(csv.reader([text]), []))) if text else 1
-    header_text = first_line.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
-    header = next(csv.reader([header_text]), [])
+    text = prefix.decode(encoding, errors="replace").split("\r")[-1]
+    position = max(1, len(_fields(text))) if text else 1
+    header = _fields(first_line.decode(encoding, errors="replace").lstrip("\ufeff").split("\r")[0].rstrip("\n"))
     name = header[position - 1].strip() if newlines > 0 and position <= len(header) else None
     return newlines + 1, position, name
+
+
+def _fields(line: str) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return line.split(",")
 
 
 def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
@@ -199,7 +214,7 @@ def transcode_to_utf8(src: Path, dst: Path) -> Transcoded:
         head = handle.read(8)
     for signature, what in _SIGNATURES:
         if head.startswith(signature):
-            raise EncodingError(f"binary content: {what}")
+            raise EncodingError(what)
     candidates = ["utf-8-sig"] if head.startswith(codecs.BOM_UTF8) else ["utf-8", "gb18030"]
     failures: list[EncodingError] = []
     for encoding in candidates:
@@ -217,10 +232,9 @@ def transcode_to_utf8(src: Path, dst: Path) -> Transcoded:
                 ) from None
             failures.append(exc)
     # report where the most promising encoding (the one that read furthest) stopped
-    worst = max(failures, key=lambda e: e.offset)
+    worst, encoding = max(zip(failures, candidates), key=lambda pair: pair[0].offset)
     raise EncodingError(
-        f"{_where(worst)}not readable as UTF-8 or GB18030 text ("
-        + "; ".join(f"{enc}: {exc}" for enc, exc in zip(candidates, failures))
-        + "): save the file as UTF-8 or GB18030, or download it again",
-        worst.line, worst.field, worst.header_name,
+        f"{_where(worst)}not readable as UTF-8 or GB18030 text (as {encoding}: {worst}): "
+        "save the file as UTF-8 or GB18030, or download it again",
+        worst.line, worst.field, worst.header_name, offset=worst.offset,
     )
