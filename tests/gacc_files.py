@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -15,6 +16,7 @@ ZH = {
     "partner_name": "贸易伙伴名称", "regime_code": "贸易方式编码", "regime_name": "贸易方式名称",
     "province_code": "注册地编码", "province_name": "注册地名称", "quantity": "第一数量", "unit": "第一计量单位",
     "quantity2": "第二数量", "unit2": "第二计量单位", "USD": "美元", "CNY": "人民币",
+    "remark": "备注", "blank": "",
 }
 EN = {
     "period": "Date of data", "hs8": "Commodity code", "commodity_name": "Commodity",
@@ -22,6 +24,7 @@ EN = {
     "regime_name": "Customs Regime", "province_code": "Locations of importers and exporters code",
     "province_name": "Locations of importers and exporters", "quantity": "Quantity", "unit": "Unit",
     "quantity2": "Supplementary Quantity", "unit2": "Supplementary Unit", "USD": "US dollar", "CNY": "Renminbi Yuan",
+    "remark": "Remarks", "blank": "",
 }
 DEFAULT_ORDER = ("period", "hs8", "commodity_name", "partner_code", "partner_name", "quantity", "unit", "quantity2", "unit2", "value")
 
@@ -32,8 +35,7 @@ def thousands(value) -> str:
     return str(value)
 
 
-def write_extract(
-    path: Path,
+def render_extract(
     rows: Iterable[Mapping],
     *,
     lang: str = "zh",
@@ -41,14 +43,21 @@ def write_extract(
     encoding: str = "gb18030",
     order: Iterable[str] = DEFAULT_ORDER,
     supplementary: str = "Supplementary",
+    supplementary_unit: str = "Supplementary",
     trailing_comma: bool = True,
     quote_all: bool = True,
     header_override: Mapping[str, str] | None = None,
-) -> Path:
-    """Rows are dicts keyed by canonical column ('value' is the currency column)."""
+    line_end: str = "\r\n",
+    final_line_end: bool = True,
+) -> bytes:
+    """The bytes of an extract. Rows are dicts keyed by canonical column ('value' is the currency column).
+
+    `encoding` is any Python codec: "gb18030", "gbk", "utf-8", "utf-8-sig" (UTF-8 with BOM), "big5" ...
+    """
     names = dict(ZH if lang == "zh" else EN)
-    if lang == "en" and supplementary != "Supplementary":
+    if lang == "en":
         names["quantity2"] = f"{supplementary} Quantity"
+        names["unit2"] = f"{supplementary_unit} Unit"
     names.update(header_override or {})
     order = list(order)
 
@@ -56,15 +65,29 @@ def write_extract(
         return '"' + text.replace('"', '""') + '"' if quote_all else text
 
     def line(cells: list[str]) -> str:
-        return ",".join(cell(c) for c in cells) + ("," if trailing_comma else "") + "\r\n"
+        return ",".join(cell(c) for c in cells) + ("," if trailing_comma else "") + line_end
 
     header = [names[currency] if c == "value" else names[c] for c in order]
     body = [line(header)]
     for row in rows:
         body.append(line([thousands(row.get(c, "")) for c in order]))
+    text = "".join(body)
+    if not final_line_end:
+        text = text[: -len(line_end)]
+    return text.encode(encoding)
+
+
+def write_extract(path: Path, rows: Iterable[Mapping], *, mtime: float | None = None, **options) -> Path:
+    """Write an extract (see render_extract for the options). `mtime` fixes the file's modification
+    time, which orders loads: a later file revises an earlier one."""
+    return write_bytes(path, render_extract(rows, **options), mtime=mtime)
+
+
+def write_bytes(path: Path, data: bytes, *, mtime: float | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(body).encode(encoding)
     path.write_bytes(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
     return path
 
 

@@ -1,0 +1,1 @@
+"""The test corpus of odd and bad GACC downloads (see build_corpus.py)."""
