@@ -12,8 +12,8 @@ from dagster import (
 
 from ..lib import warehouse as wh
 from ..lib.audit import record_check_results
-from ..lib.ingest import discover
 from ..lib.quality import CHECKS, ERROR, CheckOutcome, run_checks
+from ..lib.report import current_rejections
 from ..lib.reporting import markdown_table
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
@@ -45,9 +45,9 @@ def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResour
     selected = {key.name for key in context.selected_asset_check_keys}
     checks = tuple(c for c in CHECKS if c.name in selected)
     docs_dir = settings.outputs_dir / "quality"
-    landing = [f.rel for f in discover(settings.landing_dir)]
     with warehouse.connect() as con:
-        outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, landing_files=landing)
+        rejected = current_rejections(con, settings)
+        outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, rejected_files=rejected)
         record_check_results(
             con,
             context.run.run_id,

@@ -399,12 +399,8 @@ CHECKS: tuple[QualityCheck, ...] = (
         asset=RAW,
         severity=WARN,
         description="Every file in the landing directory was loaded (rejected files are listed in audit.rejected_files with their reasons).",
-        population_sql="""
-            select file_path, arg_max(reason, rejected_at) as reason
-            from audit.rejected_files
-            where file_path in (select file_path from _landing_files)
-              and coalesce(file_sha256, '') not in (select file_sha256 from raw.customs_loads)
-            group by file_path""",
+        # files still in the landing directory, with the content that was rejected (lib/report.py)
+        population_sql="select file_path, reason from _current_rejections order by file_path",
         expectations=(E("ExpectTableRowCountToEqual", value=0),),
     ),
 )
@@ -444,7 +440,7 @@ def run_checks(
     con: duckdb.DuckDBPyConnection,
     docs_dir: Path | None = None,
     checks: tuple[QualityCheck, ...] = CHECKS,
-    landing_files: list[str] | None = None,
+    rejected_files: list[tuple[str, str]] | None = None,
     on_result: Callable[[CheckOutcome], None] | None = None,
 ) -> list[CheckOutcome]:
     """Validate every check with GX (imported here: it takes seconds) and build data docs."""
@@ -472,10 +468,11 @@ def run_checks(
         site_names = ["quality_gate"]
     source = context.data_sources.add_pandas("duckdb_aggregates")
     outcomes = []
-    # the files in the landing directory now: a rejection of a file since removed is history, not a warning
-    con.execute("CREATE OR REPLACE TEMP TABLE _landing_files (file_path VARCHAR)")
-    if landing_files:
-        con.executemany("INSERT INTO _landing_files VALUES (?)", [(f,) for f in landing_files])
+    # rejected files still in the landing directory as they were rejected (a rejection of a file
+    # since fixed or removed is history, not a warning)
+    con.execute("CREATE OR REPLACE TEMP TABLE _current_rejections (file_path VARCHAR, reason VARCHAR)")
+    if rejected_files:
+        con.executemany("INSERT INTO _current_rejections VALUES (?, ?)", rejected_files)
     for check in checks:
         started = time.perf_counter()
         sql = check.population_sql
