@@ -61,13 +61,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality5m")
+    parser.add_argument("--checks-only", action="store_true", help="reuse the warehouse built by an earlier run")
     args = parser.parse_args()
     partners = 25
     codes = max(1, args.rows // (120 * partners))
+    settings = Settings(landing_dir=args.out / "landing", warehouse_path=args.out / "warehouse.duckdb")
+    if args.checks_only:
+        return measure_checks(settings, args.out, "reused", 0.0, 0.0)
 
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    settings = Settings(landing_dir=args.out / "landing", warehouse_path=args.out / "warehouse.duckdb")
     wh.ensure_working_copy(settings)
     started = time.perf_counter()
     con = duckdb.connect(str(settings.working_path))
@@ -83,15 +86,18 @@ def main() -> int:
     dbt = Path(sys.executable).with_name("dbt")
     subprocess.run([str(dbt), "build", "--quiet", "--profiles-dir", ".", "--project-dir", "."], cwd=ROOT / "dbt", env=env, check=True)
     dbt_s = time.perf_counter() - started
+    return measure_checks(settings, args.out, f"{rows:,}", generate_s, dbt_s)
 
+
+def measure_checks(settings: Settings, out: Path, rows: str, generate_s: float, dbt_s: float) -> int:
     con = duckdb.connect(str(settings.working_path))
     fct_rows = con.execute("SELECT count(*) FROM marts.fct_exports_monthly").fetchone()[0]
     started = time.perf_counter()
-    outcomes = run_checks(con, docs_dir=args.out / "quality", rejected_files=[])
+    outcomes = run_checks(con, docs_dir=out / "quality", rejected_files=[])
     checks_s = time.perf_counter() - started
     con.close()
 
-    print(f"raw rows {rows:,} (generated in {generate_s:.1f} s); dbt build {dbt_s:.1f} s; fct_exports_monthly {fct_rows:,} rows")
+    print(f"raw rows {rows} (generated in {generate_s:.1f} s); dbt build {dbt_s:.1f} s; fct_exports_monthly {fct_rows:,} rows")
     print(f"quality gate: {len(outcomes)} checks in {checks_s:.1f} s (GX import included); peak RSS {peak_rss_mb():,.0f} MiB")
     for o in sorted(outcomes, key=lambda o: -o.seconds):
         print(f"  {o.check.name:45s} {o.seconds:6.2f} s  population {o.population_rows:>9,}  {'pass' if o.passed else 'FAIL'} [{o.severity}]")

@@ -47,7 +47,7 @@ class QualityCheck:
     population_sql: str  # the aggregates GX validates
     expectations: tuple[Expectation, ...]
     sample_sql: str | None = None  # failing raw rows, run only on failure
-    requires: tuple[str, ...] = field(default_factory=tuple)  # tables that must exist
+    requires: tuple[str, ...] = field(default_factory=tuple)  # temp tables from PREPARE
 
 
 def E(type_: str, **kwargs) -> Expectation:
@@ -58,25 +58,39 @@ FCT = "marts/fct_exports_monthly"
 GROWTH = "marts/export_growth_monthly"
 RAW = "raw/customs_rows"
 
-_UNIT_VALUES = f"""
+# Unit values against the code's trailing 12 months, computed once per gate run (a temp table):
+# per code and month the median and MAD of its rows, then over the trailing 12 months the
+# median of the monthly medians; the spread is the larger of the typical within-month MAD,
+# the MAD of the monthly medians and a floor. Windows run over code-months, not rows, so the
+# cost stays linear at millions of rows.
+PREPARE = {
+    "_unit_values": f"""
+    create or replace temp table _unit_values as
     with uv as (
         select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                value_usd / quantity_kg as usd_per_kg
         from marts.fct_exports_monthly
         where quantity_kg > 0 and value_usd > 0
-    )
-    select *,
-        usd_per_kg / median_usd_per_kg as ratio_to_median,
-        abs(usd_per_kg - median_usd_per_kg) / greatest(mad_usd_per_kg, {MAD_FLOOR_SHARE} * median_usd_per_kg) as mad_score
-    from (
-        select *,
-            median(usd_per_kg) over w12 as median_usd_per_kg,
-            mad(usd_per_kg) over w12 as mad_usd_per_kg,
+    ),
+    monthly as (
+        select hs8, month, median(usd_per_kg) as month_median, mad(usd_per_kg) as month_mad
+        from uv group by all
+    ),
+    trailing_window as (
+        select hs8, month,
+            median(month_median) over w12 as median_usd_per_kg,
+            greatest(median(month_mad) over w12, mad(month_median) over w12) as mad_usd_per_kg,
             datediff('month', min(month) over (partition by hs8), month) + 1 as months_of_history
-        from uv
+        from monthly
         window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
     )
-"""
+    select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
+        uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
+        abs(uv.usd_per_kg - t.median_usd_per_kg)
+            / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
+    from uv join trailing_window t using (hs8, month)
+    """,
+}
 
 CHECKS: tuple[QualityCheck, ...] = (
     # ------------------------------------------------------------------ units (errors)
@@ -131,6 +145,7 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         name="unit_value_not_extreme",
         asset=FCT,
+        requires=("_unit_values",),
         severity=ERROR,
         description=(
             f"No unit value (USD/kg) {EXTREME_RATIO:.0f}x or more away from its code's trailing 12-month median: "
@@ -138,7 +153,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         ),
         population_sql=f"""
             select hs8, month, max(ratio_to_median) as max_ratio_to_median, min(ratio_to_median) as min_ratio_to_median
-            from ({_UNIT_VALUES}) group by all""",
+            from _unit_values group by all""",
         expectations=(
             E("ExpectColumnValuesToBeBetween", column="max_ratio_to_median", max_value=EXTREME_RATIO, strict_max=True),
             E("ExpectColumnValuesToBeBetween", column="min_ratio_to_median", min_value=1 / EXTREME_RATIO, strict_min=True),
@@ -146,7 +161,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         sample_sql=f"""select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                 round(usd_per_kg, 2) as usd_per_kg, round(median_usd_per_kg, 2) as median_usd_per_kg,
                 round(ratio_to_median, 1) as ratio
-            from ({_UNIT_VALUES})
+            from _unit_values
             where ratio_to_median >= {EXTREME_RATIO} or ratio_to_median <= {1 / EXTREME_RATIO}
             order by greatest(ratio_to_median, 1 / ratio_to_median) desc limit 20""",
     ),
@@ -154,15 +169,16 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         name="unit_value_robust_outlier",
         asset=FCT,
+        requires=("_unit_values",),
         severity=WARN,
         description=f"Unit values within {MAD_LIMIT:g} median absolute deviations of the code's trailing 12-month median (once a code has {MIN_HISTORY_MONTHS} months of history).",
-        population_sql=f"""select hs8, month, max(mad_score) as max_mad_score from ({_UNIT_VALUES})
+        population_sql=f"""select hs8, month, max(mad_score) as max_mad_score from _unit_values
             where months_of_history >= {MIN_HISTORY_MONTHS} group by all""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="max_mad_score", max_value=MAD_LIMIT),),
         sample_sql=f"""select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                 round(usd_per_kg, 2) as usd_per_kg, round(median_usd_per_kg, 2) as median_usd_per_kg,
                 round(mad_score, 1) as mad_score
-            from ({_UNIT_VALUES}) where mad_score > {MAD_LIMIT} and months_of_history >= {MIN_HISTORY_MONTHS}
+            from _unit_values where mad_score > {MAD_LIMIT} and months_of_history >= {MIN_HISTORY_MONTHS}
             order by mad_score desc limit 20""",
     ),
     QualityCheck(
@@ -220,18 +236,29 @@ CHECKS: tuple[QualityCheck, ...] = (
                        abs(coalesce(r.cny, 0) - coalesce(s.cny, 0)) as cny_diff
                 from raw_by_load r full join stg_by_load s using (load_id)
             ),
-            stg_current as (
-                -- written independently of the dbt models: the latest load of each key ...
+            stg_rows as (
                 select *,
                     (case when regime_code is not null then 1 else 0 end) + (case when province_code is not null then 2 else 0 end) as lvl
                 from staging.stg_gacc__customs_rows
                 where flow = 'exports' and not is_cumulative
-                qualify load_seq = max(load_seq) over (partition by period_start, period_end, hs8, partner_code, regime_code, province_code, currency)
+            ),
+            latest as (
+                -- written independently of the dbt models (aggregates and joins, not windows):
+                -- the latest load of each key ...
+                select period_start, period_end, hs8, partner_code, regime_code, province_code, currency, max(load_seq) as load_seq
+                from stg_rows group by all
+            ),
+            stg_current as (
+                select r.* from stg_rows r
+                join latest l using (period_start, period_end, hs8, partner_code, currency, load_seq)
+                where r.regime_code is not distinct from l.regime_code and r.province_code is not distinct from l.province_code
+            ),
+            least_level as (
+                select period_start, hs8, partner_code, currency, min(lvl) as lvl from stg_current group by all
             ),
             stg_least_detailed as (
                 -- ... at the least detailed grain loaded ...
-                select * from stg_current
-                qualify lvl = min(lvl) over (partition by period_start, hs8, partner_code, currency)
+                select c.* from stg_current c join least_level m using (period_start, hs8, partner_code, currency, lvl)
             ),
             stg_expected_partner as (
                 -- ... with the quantity counted once across currencies
@@ -242,7 +269,8 @@ CHECKS: tuple[QualityCheck, ...] = (
                 group by all
             ),
             stg_expected as (
-                select month, hs8, sum(n) as n, sum(kg) as kg, sum(usd) as usd, sum(cny) as cny
+                -- at the fact's precision: kg to 3 and money to 2 decimals per fact row
+                select month, hs8, sum(n) as n, sum(round(kg, 3)) as kg, sum(round(usd, 2)) as usd, sum(round(cny, 2)) as cny
                 from stg_expected_partner
                 group by all
             ),
@@ -473,8 +501,13 @@ def run_checks(
     con.execute("CREATE OR REPLACE TEMP TABLE _current_rejections (file_path VARCHAR, reason VARCHAR)")
     if rejected_files:
         con.executemany("INSERT INTO _current_rejections VALUES (?, ?)", rejected_files)
+    prepared: set[str] = set()
     for check in checks:
         started = time.perf_counter()
+        for table in check.requires:
+            if table not in prepared:
+                con.execute(PREPARE[table])
+                prepared.add(table)
         sql = check.population_sql
         try:
             frame = con.execute(sql).df()
