@@ -228,10 +228,6 @@ class FileLoader:
                 "(GACC files do not say which flow they hold)"
             )
         flow = parts[0]
-        if lf.path.is_symlink():
-            target = lf.path.resolve()
-            if landing_dir.resolve() not in target.parents:
-                raise Rejected("symbolic link pointing outside the landing directory: not read")
         if lf.path.suffix.lower() not in TEXT_SUFFIXES:
             raise Rejected(
                 f"not a CSV file (suffix '{lf.path.suffix}'): download the query as CSV from the GACC platform"
@@ -619,6 +615,38 @@ class _Loaded:
         return None
 
 
+# A GACC download stops at 10,000 rows (about 2 MB); anything this large is not one.
+MAX_FILE_BYTES = int(os.environ.get("CUSTOMS_MAX_FILE_BYTES", str(512 * 1024 * 1024)))
+
+
+def refuse_before_reading(lf: LandingFile, landing_dir: Path) -> str | None:
+    """Reasons to refuse a file without reading a byte of it (not even to hash it)."""
+    if lf.path.is_symlink():
+        target = lf.path.resolve()
+        root = landing_dir.resolve()
+        if target != root and root not in target.parents:
+            return "symbolic link pointing outside the landing directory: not read"
+    try:
+        size = lf.path.stat().st_size
+    except OSError as exc:
+        return f"cannot read the file: {exc.strerror}"
+    if size > MAX_FILE_BYTES:
+        return (f"file of {size / 1e6:,.0f} MB is larger than {MAX_FILE_BYTES / 1e6:,.0f} MB: a GACC download stops at "
+                "10,000 rows (about 2 MB); split the data into downloads (or raise CUSTOMS_MAX_FILE_BYTES)")
+    return None
+
+
+def _record_rejection(con, report: IngestReport, recorded: set, rejection: Rejection, run_id: str | None) -> None:
+    report.rejected.append(rejection)
+    if (rejection.file_path, rejection.file_sha256, rejection.reason) not in recorded:
+        con.execute(
+            "INSERT INTO audit.rejected_files VALUES ($p, $s, $r, $t, $run)",
+            {"p": rejection.file_path, "s": rejection.file_sha256, "r": rejection.reason,
+             "t": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "run": run_id},
+        )
+        recorded.add((rejection.file_path, rejection.file_sha256, rejection.reason))
+
+
 def ingest_landing(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -640,6 +668,10 @@ def ingest_landing(
     for lf in discover(landing_dir):
         if wanted is not None and lf.rel not in wanted:
             continue
+        refusal = refuse_before_reading(lf, landing_dir)
+        if refusal is not None:
+            _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
+            continue
         try:
             sha = sha256_of(lf.path)
         except OSError as exc:
@@ -659,14 +691,7 @@ def ingest_landing(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise Rejected(f"could not be read ({type(exc).__name__}): {first[:300]}") from None
         except Rejected as exc:
-            rejection = Rejection(lf.rel, sha, str(exc))
-            report.rejected.append(rejection)
-            if (lf.rel, sha, rejection.reason) not in recorded_rejections:
-                con.execute(
-                    "INSERT INTO audit.rejected_files VALUES ($p, $s, $r, $t, $run)",
-                    {"p": lf.rel, "s": sha, "r": rejection.reason,
-                     "t": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "run": run_id},
-                )
+            _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, sha, str(exc)), run_id)
             continue
         loaded.add(lf.rel, sha, result.period_source, result.period_start, result.period_end)
         report.loaded.append(result)
