@@ -3,8 +3,7 @@
 with current_cumulative as (
     select
         *,
-        (case when regime_code is not null then 1 else 0 end)
-        + (case when province_code is not null then 2 else 0 end) as detail_level
+        {{ detail_level() }} as detail_level
     from {{ ref('int_customs_facts_current') }}
     where is_cumulative
     qualify detail_level = min(detail_level) over (partition by flow, period_start, period_end, hs8, partner_code, currency)

@@ -14,8 +14,7 @@
 with current_monthly as (
     select
         *,
-        (case when regime_code is not null then 1 else 0 end)
-        + (case when province_code is not null then 2 else 0 end) as detail_level
+        {{ detail_level() }} as detail_level
     from {{ ref('int_customs_facts_current') }}
     where not is_cumulative and {{ in_months('period_start') }}
 ),
