@@ -101,7 +101,9 @@ _MACROS_SQL = """
 CREATE OR REPLACE TEMP MACRO gacc_clean(x) AS
     CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
          ELSE replace(replace(replace(replace(trim(x), ',', ''), '，', ''), ' ', ''), '{nbsp}', '') END;
-CREATE OR REPLACE TEMP MACRO gacc_number(x) AS TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4));
+-- DECIMAL(18, 4) is a 64-bit integer inside DuckDB (about twice as fast to parse and compare as
+-- DECIMAL(38, 4)) and holds 14 integer digits: more than any single GACC row's kg or dollars.
+CREATE OR REPLACE TEMP MACRO gacc_number(x) AS TRY_CAST(gacc_clean(x) AS DECIMAL(18, 4));
 CREATE OR REPLACE TEMP MACRO gacc_text(x) AS
     CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
          ELSE trim(regexp_replace(replace(x, '{nbsp}', ' '), '\s+', ' ', 'g')) END;
