@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Measurements bench/run.py runs in their own process (so each has a clean memory and clock).
+
+    probes.py ingest LANDING WORKDIR [--limit-files N] [--patch-decimal]
+        the project's ingest (dagster_project.lib.ingest.ingest_landing) on a fresh DuckDB
+        working copy, with a breakdown of where the time goes (SHA-256, transcoding, each
+        kind of SQL statement). --patch-decimal is an experiment, not the project: it swaps,
+        in this process only, the gacc_number macro's VARCHAR -> DECIMAL(38, 4) cast for a
+        DECIMAL(18, 4) cast with the (38, 4) cast as fallback (same results).
+    probes.py readcsv LANDING OUT.duckdb
+        DuckDB's own read_csv on the same rows as UTF-8 (transcoded first, untimed): all files of a header in one
+        statement (what DuckDB can do), and one statement per file (what a per-file load pays).
+    probes.py checks WAREHOUSE.duckdb
+        the quality gate's checks (dagster_project.lib.quality.run_checks) on a copy of a
+        built warehouse, timed one by one.
+    probes.py gate_events DAGSTER_HOME RUN_ID
+        each quality-gate check's seconds as recorded in that run's event log (no re-run)
+    probes.py compare BASELINE.duckdb PROJECT.duckdb
+        do the baseline's marts hold the project's figures? (row counts and differing rows)
+
+Each prints one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+
+DECIMAL_FROM = "TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4))"
+DECIMAL_TO = "coalesce(TRY_CAST(gacc_clean(x) AS DECIMAL(18, 4)), TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4)))"
+
+
+class TimedConnection:
+    """A DuckDB connection that adds up the time of each kind of statement."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    @staticmethod
+    def kind(sql: str) -> str:
+        text = " ".join(sql.split())
+        m = re.match(r"(CREATE OR REPLACE TEMP TABLE|CREATE OR REPLACE TEMP MACRO|INSERT INTO|SELECT|DELETE FROM|DROP TABLE"
+                     r"|BEGIN|COMMIT|ROLLBACK|CREATE)\s*(\S*)", text, re.I)
+        if not m:
+            return text[:40]
+        head, obj = m.group(1).upper(), m.group(2)
+        if head == "SELECT":
+            # the validation queries: name them by what they look at
+            where = re.search(r"WHERE (.{0,60})", text)
+            return "SELECT " + (where.group(1) if where else text[7:60])
+        return f"{head} {obj}".strip()
+
+    def execute(self, sql, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args, **kwargs)
+        finally:
+            key = self.kind(sql)
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
+            self.calls[key] = self.calls.get(key, 0) + 1
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def probe_ingest(landing: Path, work: Path, limit_files: int | None, patch_decimal: bool) -> dict:
+    from dagster_project.lib import ingest, transcode
+    from dagster_project.lib import warehouse as wh
+
+    patched = None
+    if patch_decimal:
+        patched = DECIMAL_FROM in ingest._MACROS_SQL
+        ingest._MACROS_SQL = ingest._MACROS_SQL.replace(DECIMAL_FROM, DECIMAL_TO)
+
+    timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            started = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timers[name] += time.perf_counter() - started
+        return wrapper
+
+    ingest.sha256_of = timed("sha256", ingest.sha256_of)
+    ingest.transcode_to_utf8 = timed("transcode", ingest.transcode_to_utf8)
+    # once per run, not per file: the reference tables and macros
+    ingest.load_reference_tables = timed("setup", ingest.load_reference_tables)
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    db = work / "ingest_probe.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(wh.RAW_DDL)
+    files = ingest.discover(landing)
+    only = [f.rel for f in files[:limit_files]] if limit_files else None
+    timed_con = TimedConnection(con)
+    started = time.perf_counter()
+    report = ingest.ingest_landing(timed_con, landing, work / "staging", only=only)
+    seconds = time.perf_counter() - started
+    con.execute("CHECKPOINT")
+    con.close()
+    sql_total = sum(timed_con.seconds.values())
+    top = sorted(timed_con.seconds.items(), key=lambda kv: -kv[1])[:12]
+    return {
+        "files": len(report.loaded), "rejected": len(report.rejected), "rows": report.rows_loaded,
+        "seconds": round(seconds, 3), "rows_per_s": round(report.rows_loaded / seconds, 1) if seconds else None,
+        "setup_s": round(timers["setup"], 3),
+        "per_file_rows_per_s": round(report.rows_loaded / (seconds - timers["setup"]), 1),
+        "sha256_s": round(timers["sha256"], 3), "transcode_s": round(timers["transcode"], 3),
+        "sql_s": round(sql_total, 3), "other_s": round(seconds - sql_total - timers["sha256"] - timers["transcode"], 3),
+        "sql_top": [[k, round(v, 3), timed_con.calls[k]] for k, v in top],
+        "patch_decimal": patch_decimal, "patch_applied": patched,
+        "first_rejection": report.rejected[0].reason if report.rejected else None,
+    }
+
+
+def _header(path: Path) -> tuple[str, ...]:
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        return tuple(next(csv.reader(io.StringIO(handle.readline()))))
+
+
+def probe_readcsv(landing: Path, out_db: Path) -> dict:
+    """DuckDB read_csv on UTF-8 copies of the landing files (transcoded first, not timed)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from baseline import landing_files, transcode_all
+
+    work = out_db.parent / (out_db.stem + "_utf8")
+    shutil.rmtree(work, ignore_errors=True)
+    files = transcode_all(landing_files(landing), work, jobs=2)
+    groups: dict[tuple[str, ...], list[Path]] = {}
+    for path in files:
+        groups.setdefault(_header(path), []).append(path)
+    result = {"files": len(files)}
+    warm = duckdb.connect()
+    warm.execute("SELECT count(*) FROM read_csv($f, all_varchar = true)", {"f": str(files[0])}).fetchall()
+    warm.close()
+    for mode in ("grouped", "per_file"):
+        out_db.unlink(missing_ok=True)
+        con = duckdb.connect(str(out_db))
+        started = time.perf_counter()
+        rows = 0
+        for g, (header, members) in enumerate(groups.items()):
+            names = [f"c{i}" for i in range(len(header) - (0 if header[-1].strip() else 1))]
+            columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+            options = f"header = true, auto_detect = false, columns = {columns}, delim = ',', quote = '\"', escape = '\"'"
+            table = f"t{g}"
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv($f, {options}) LIMIT 0", {"f": str(members[0])})
+            batches = [members] if mode == "grouped" else [[m] for m in members]
+            for batch in batches:
+                con.execute(f"INSERT INTO {table} SELECT * FROM read_csv($f, {options})", {"f": [str(p) for p in batch]})
+            rows += con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        con.execute("CHECKPOINT")
+        seconds = time.perf_counter() - started
+        con.close()
+        result[mode] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1)}
+    out_db.unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def probe_checks(warehouse: Path) -> dict:
+    started = time.perf_counter()
+    from dagster_project.lib.quality import run_checks
+    import great_expectations  # noqa: F401  (the import is part of the gate's cost)
+
+    import_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "w.duckdb"
+        shutil.copyfile(warehouse, copy)
+        con = duckdb.connect(str(copy))
+        started = time.perf_counter()
+        outcomes = run_checks(con, docs_dir=Path(tmp) / "docs", landing_files=[])
+        seconds = time.perf_counter() - started
+        timed = []
+        for o in outcomes:
+            # the population query alone (DuckDB's share of the check)
+            t = time.perf_counter()
+            con.execute(o.check.population_sql).fetchall()
+            timed.append([o.check.name, o.check.severity, o.passed, round(o.seconds, 3),
+                          round(time.perf_counter() - t, 3), o.population_rows])
+        con.close()
+    return {"import_s": round(import_s, 3), "run_checks_s": round(seconds, 3), "checks": timed,
+            "failed": [c[0] for c in timed if not c[2]]}
+
+
+def probe_gate_events(dagster_home: Path, run_id: str) -> dict:
+    """Each quality-gate check's own seconds, as the gate recorded them in the run's event log."""
+    import os
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records
+        checks = []
+        for record in records:
+            entry = record.event_log_entry
+            data = entry.dagster_event.event_specific_data
+            if entry.step_key != "quality_gate" or "seconds" not in data.metadata:
+                continue
+            md = data.metadata
+            checks.append([data.check_name, md["severity"].value if "severity" in md else None, bool(data.passed),
+                           float(md["seconds"].value), None,
+                           md["population_rows"].value if "population_rows" in md else None])
+    return {"checks": checks, "failed": [c[0] for c in checks if not c[2]], "run_checks_s": round(sum(c[3] for c in checks), 3)}
+
+
+def probe_compare(baseline: Path, project: Path) -> dict:
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{baseline}' AS b (READ_ONLY)")
+    con.execute(f"ATTACH '{project}' AS p (READ_ONLY)")
+    out = {}
+    fct_cols = "month, hs8, partner_code, partner_iso3, quantity_kg, quantity, unit_code, value_usd"
+    growth_cols = ("month, hs8, partner_iso3, quantity_kg, value_usd, round(mom_pct, 4), round(yoy_pct, 4), ytd_quantity_kg, "
+                   "round(ytd_yoy_pct, 4), round(unit_value_usd_per_kg, 6), round(share_of_world_pct, 6), "
+                   "round(value_mom_pct, 4), round(value_yoy_pct, 4)")
+    for table, cols in (("fct_exports_monthly", fct_cols), ("export_growth_monthly", growth_cols)):
+        nb, np_ = (con.execute(f"SELECT count(*) FROM {db}.marts.{table}").fetchone()[0] for db in ("b", "p"))
+        only_b = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM b.marts.{table} EXCEPT ALL "
+                             f"SELECT {cols} FROM p.marts.{table})").fetchone()[0]
+        only_p = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM p.marts.{table} EXCEPT ALL "
+                             f"SELECT {cols} FROM b.marts.{table})").fetchone()[0]
+        out[table] = {"baseline_rows": nb, "project_rows": np_, "only_in_baseline": only_b, "only_in_project": only_p}
+    out["identical"] = all(v["only_in_baseline"] == 0 and v["only_in_project"] == 0 for v in out.values() if isinstance(v, dict))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="probe", required=True)
+    p = sub.add_parser("ingest")
+    p.add_argument("landing", type=Path)
+    p.add_argument("work", type=Path)
+    p.add_argument("--limit-files", type=int)
+    p.add_argument("--patch-decimal", action="store_true")
+    p = sub.add_parser("readcsv")
+    p.add_argument("landing", type=Path)
+    p.add_argument("out_db", type=Path)
+    p = sub.add_parser("checks")
+    p.add_argument("warehouse", type=Path)
+    p = sub.add_parser("gate_events")
+    p.add_argument("dagster_home", type=Path)
+    p.add_argument("run_id")
+    p = sub.add_parser("compare")
+    p.add_argument("baseline", type=Path)
+    p.add_argument("project", type=Path)
+    args = parser.parse_args(argv)
+    if args.probe == "ingest":
+        result = probe_ingest(args.landing, args.work, args.limit_files, args.patch_decimal)
+    elif args.probe == "readcsv":
+        result = probe_readcsv(args.landing, args.out_db)
+    elif args.probe == "gate_events":
+        result = probe_gate_events(args.dagster_home, args.run_id)
+    elif args.probe == "checks":
+        result = probe_checks(args.warehouse)
+    else:
+        result = probe_compare(args.baseline, args.project)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
