@@ -26,6 +26,36 @@ def _instance():
     return DagsterInstance.get()
 
 
+PID_TAG = "customs/cli_pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance) -> list[str]:
+    """Runs of this CLI whose process died (kill -9, OOM, reboot) still hold their pool slot in
+    $DAGSTER_HOME; the next build would wait for it forever. Mark them failed and free it."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    released = []
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]))
+    for run in runs:
+        pid = run.tags.get(PID_TAG)
+        if pid is None or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_failed(run, message=f"the process running it (pid {pid}) is gone: killed or crashed")
+        released.append(run.run_id)
+    return released
+
+
 def build(args: argparse.Namespace) -> int:
     settings = export_to_environ()
     started = time.perf_counter()
@@ -35,7 +65,11 @@ def build(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("build_warehouse")
     run_config = {"ops": {"raw_customs_extracts": {"config": {"files": args.files}}}} if args.files else None
     with _instance() as instance:
-        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+        for run_id in release_dead_runs(instance):
+            print(f"released run {run_id}: its process was killed; this build redoes its work")
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False, tags={PID_TAG: str(os.getpid())}
+        )
     elapsed = time.perf_counter() - started
     return print_run_report(settings, result, elapsed)
 
