@@ -4,6 +4,19 @@ Builds never write the served file in place: a BI tool holding a read-only conne
 it would block the writer, and a reader refreshing mid-build would see half the months.
 Every build writes `<warehouse>.build`; `publish()` closes it, copies it beside the served
 file and renames it over the served file in one atomic step.
+
+A build can be killed at any moment (kill -9, OOM, a reboot; scripts/chaos.py does it on
+purpose). What that leaves behind and why it is safe:
+
+* `<warehouse>.build` and its `.wal`: DuckDB replays the committed transactions of the WAL
+  when the next build opens the working copy, and drops the unfinished one; ingest commits
+  one transaction per file and the dbt watermark moves only after dbt succeeded, so the
+  next build redoes exactly what was lost.
+* `*.partial` copies (and their `.wal`): never valid files, removed by the next build.
+* a `.wal` beside a file that is about to be *replaced or created*: DuckDB would replay it
+  onto the new file (even a read-only connection does), mixing two databases, so it is
+  removed first (`_discard_wal`).
+* staged (transcoded) extracts in `<warehouse>.tmp/`: removed by the next build.
 """
 
 from __future__ import annotations
@@ -99,7 +112,22 @@ CREATE TABLE IF NOT EXISTS audit.check_results (
 AUDIT_TABLES = ("audit.rejected_files", "audit.check_results")
 
 
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _discard_wal(path: Path) -> None:
+    """Remove the WAL of a file that is about to be created or replaced.
+
+    A WAL belongs to one database file, but DuckDB does not check that: opening a file
+    (read-only too) replays whatever `<file>.wal` lies beside it. Left from a killed process,
+    it would be applied to the new file that now has that name.
+    """
+    _wal(path).unlink(missing_ok=True)
+
+
 def _create_empty(path: Path) -> None:
+    _discard_wal(path)
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{_sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
@@ -115,18 +143,52 @@ def _sql_str(path: Path | str) -> str:
     return str(path).replace("'", "''")
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (a power cut after os.replace keeps the new name)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not supported here (e.g. Windows): the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace(tmp: Path, dst: Path) -> None:
+    """Put `tmp` in place of `dst` in one atomic rename, without `dst`'s old WAL."""
+    _discard_wal(dst)
+    os.replace(tmp, dst)
+    _fsync_dir(dst.parent)
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
+    """Copy a closed, checkpointed DuckDB file over `dst` atomically: readers see the old or the new file."""
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")
+    _discard_wal(tmp)
     shutil.copyfile(src, tmp)
     with tmp.open("rb+") as handle:
         os.fsync(handle.fileno())
-    os.replace(tmp, dst)
+    _replace(tmp, dst)
 
 
 def clean_leftovers(settings: Settings) -> None:
-    """Partial copies from a killed publish are never valid files: remove them."""
-    for leftover in settings.data_dir.glob(f"{settings.warehouse_path.name}*.partial"):
-        leftover.unlink(missing_ok=True)
+    """What a killed build leaves besides the working copy is never valid: remove it.
+
+    Partial copies (`*.partial`, from publish or from creating the working copy) and their
+    WALs, and staged extracts. Builds run one at a time (the `duckdb_warehouse` pool), so
+    none of these belongs to a live build when the next one starts.
+    """
+    name = settings.warehouse_path.name
+    for pattern in (f"{name}*.partial", f"{name}*.partial.wal"):
+        for leftover in settings.data_dir.glob(pattern):
+            leftover.unlink(missing_ok=True)
+    if settings.staging_dir.is_dir():
+        for staged in settings.staging_dir.iterdir():
+            if staged.is_file():
+                staged.unlink(missing_ok=True)
 
 
 def ensure_working_copy(settings: Settings) -> Path:
@@ -175,6 +237,7 @@ def publish_audit_only(settings: Settings) -> None:
     if not settings.working_path.exists():
         return
     tmp = settings.warehouse_path.with_name(f"{settings.warehouse_path.name}.{os.getpid()}.audit.partial")
+    _discard_wal(tmp)  # e.g. left by a killed build that had the same pid (containers reuse pids)
     if settings.warehouse_path.exists():
         shutil.copyfile(settings.warehouse_path, tmp)
     else:  # the very first build failed: serve the audit tables alone
@@ -189,4 +252,6 @@ def publish_audit_only(settings: Settings) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    os.replace(tmp, settings.warehouse_path)
+    with tmp.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    _replace(tmp, settings.warehouse_path)
