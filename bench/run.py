@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark (issue 6): the project build against a hand-written DuckDB floor, in one run.
 
-    python bench/run.py                       # BENCH_SCALE=default: a few minutes on 2 cores
+    python bench/run.py                       # BENCH_SCALE=default: ~10 min on 2 cores (7 CLI builds)
     BENCH_SCALE=full python bench/run.py      # 10 years of all ~8,957 HS8 codes (~50M rows)
 
 Scales (BENCH_SCALE): tiny, default, medium, full; see SCALES. Everything it writes goes to
@@ -17,10 +17,13 @@ Measured, in order:
                  wall time, peak RSS of the process tree, per-step durations from the
                  CLI output, dbt's per-node times (run_results.json); the marts are
                  compared with the baseline's
-  (f) checks     the quality_gate step of (b), and each check timed on its own
+  (f) checks     the quality_gate step of (b), and each check's own seconds from the
+                 run's event log (BENCH_PROBE_CHECKS=1: each population query re-timed)
   (c) ingest     rows/s of the raw_customs_extracts step of (b) vs DuckDB's read_csv on
-                 the same rows as UTF-8; plus the ingest alone on a sample of the files,
-                 with a breakdown (and one what-if experiment, labelled as such)
+                 the same rows as UTF-8; plus ingest_landing alone on a set of full
+                 10,000-row files vs read_csv on them, with a breakdown by statement (and
+                 one what-if experiment, labelled as such, while the project still casts
+                 numbers to DECIMAL(38, 4))
   (d) increment  N years built, then one new month's files added and built again,
                  for N in the scale's history lengths: incremental / full build time
   (e) overhead   the bundled sample (data/landing, 24 files) through the CLI vs
@@ -28,7 +31,9 @@ Measured, in order:
 
 Peak memory: the process tree (the CLI and the dbt subprocess it starts) is sampled from
 /proc every 0.1 s and the RSS of its processes summed (an upper bound: shared pages count
-twice); GNU time's maximum RSS of the largest single process is reported beside it.
+twice); each process's own maximum and GNU time's maximum RSS (largest single process)
+are reported beside it. The mean 1-minute load average during each measurement is kept:
+on a shared machine, other work inflates the times.
 """
 
 from __future__ import annotations
