@@ -259,10 +259,25 @@ def parse_build(measured: Measured) -> Build:
     return build
 
 
+FREE_DEAD_RUNS = """
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+with DagsterInstance.get() as instance:
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])):
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_failed(run, message="killed (bench/run.py frees its pool slot)")
+"""
+
+
 def cli_build(work: Path, landing: Path, log: Path) -> Build:
     env = {"CUSTOMS_LANDING_DIR": str(landing), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
            "DAGSTER_HOME": str(work / "dagster_home")}
-    return parse_build(run_measured([PY, "-m", "dagster_project.cli", "build"], log, env))
+    build = parse_build(run_measured([PY, "-m", "dagster_project.cli", "build"], log, env))
+    if build.measured.returncode < 0 or build.run_id is None:
+        # Killed (a signal, not a failed build): Dagster still counts the run as started and keeps
+        # its DuckDB pool slot, so the next build in this DAGSTER_HOME would wait for ever.
+        subprocess.run([PY, "-c", FREE_DEAD_RUNS], env={**os.environ, **QUIET_ENV, **env}, cwd=ROOT,
+                       capture_output=True, timeout=300)
+    return build
 
 
 def probe(args: list[str], log: Path) -> tuple[dict, Measured]:
@@ -338,7 +353,8 @@ def write_results(path: Path, r: dict) -> str:
     L: list[str] = []
     add = L.append
     now = dt.datetime.now(dt.timezone.utc)
-    add(f"\n## {now:%Y-%m-%d %H:%M} UTC: BENCH_SCALE={s['name']}\n")
+    knobs = " ".join(f"{k}={v}" for k, v in r.get("env", {}).items())
+    add(f"\n## {now:%Y-%m-%d %H:%M} UTC: BENCH_SCALE={s['name']}" + (f" ({knobs})" if knobs else "") + "\n")
     add(f"Machine: {m['nproc']} cores (nproc), {m['ram_gib']} GiB RAM, {m['cpu']}; Python {m['python']}, DuckDB {m['duckdb']}; "
         f"load average at start {', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.  ")
     add(f"Code measured: git {m['git_head']}" + (f" with uncommitted changes in {', '.join(m['uncommitted'])} "
@@ -440,6 +456,9 @@ def write_results(path: Path, r: dict) -> str:
             add(f"| {x['years']} years | {x['rows']:,} | {x['full_s']:.1f} | {x['incremental_s']:.1f} | {x['share']:.0%} | "
                 f"{st.get('raw_customs_extracts', 0):.1f} | {st.get('customs_dbt_models', 0):.1f} | {st.get('quality_gate', 0):.1f} | "
                 f"{serving:.1f} | {x['incremental_outside_s']:.1f} | {', '.join(f'{v or 0:.1f}' for v in x['load'])} |")
+        for x in d:
+            if x.get("rerun_note"):
+                add(f"\n{x['years']} years: {x['rerun_note']}.")
     if e:
         add(f"\n(e) sample: CLI {e['cli_s']:.1f} s (steps: " + ", ".join(f"{k} {v:.1f}" for k, v in e["cli_steps"].items())
             + f"), peak RSS {gib(e['cli_peak'])}; `dbt build` alone {e['dbt_s']:.1f} s, peak RSS {gib(e['dbt_peak'])}; "
@@ -482,7 +501,8 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     problems: list[str] = []
-    results: dict = {"scale": {"name": name, **scale.__dict__}, "machine": machine(), "problems": problems}
+    results: dict = {"scale": {"name": name, **scale.__dict__}, "machine": machine(), "problems": problems,
+                     "env": {k: os.environ[k] for k in ("BENCH_HISTORY", "BENCH_SKIP") if os.environ.get(k)}}
 
     def say(text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
