@@ -184,6 +184,27 @@ def free_dead_runs(root: Path, python: str = sys.executable) -> int:
 # --------------------------------------------------------------------------- a build process
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting for init to reap them do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
+
+
 class Build:
     """`python -m dagster_project.cli build` in a process group of its own, its output watched line by line."""
 
@@ -260,20 +281,17 @@ class Build:
         """SIGKILL the whole group (the Dagster process and dbt); True if it was still running."""
         alive = self.running()
         self.killed_here = True
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if alive:  # not reaped yet, so the group id cannot belong to anyone else
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # orphans (dbt) are reaped by init: wait until the group is gone
-            try:
-                os.killpg(self.pgid, 0)
-            except ProcessLookupError:
-                break
+        while group_alive(self.pgid):  # dbt, killed with it, may take a moment to go: wait for the group
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
             time.sleep(0.05)
-        else:
-            raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
         self.reader.join(10)
         return alive
 

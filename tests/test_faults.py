@@ -2,8 +2,9 @@
 re-run converges to a clean build, and builds are deterministic whatever the load order.
 
 The kill harness is scripts/chaos.py (`make chaos` runs 20 kill points); here it runs a
-few (CHAOS_POINTS, default 3: one in ingest, one in dbt, one in publish) to stay within
-CI's time. CHAOS_SEED picks the random delays (default 7).
+few (CHAOS_POINTS, default 3: one in ingest, one in dbt, one mid-publish, while the copy
+of the working copy is being written) to stay within CI's time, about 2-4 minutes with
+its reference builds. CHAOS_SEED picks the random delays (default 7).
 """
 
 from __future__ import annotations
