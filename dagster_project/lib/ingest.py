@@ -54,6 +54,7 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)  # already loaded (this path and content, or this content)
     rejected: list[Rejection] = field(default_factory=list)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # skipped path -> the path its content was loaded from
+    batched: int = 0  # of the loaded files, how many went in many-per-statement (the rest one by one)
 
     @property
     def rows_loaded(self) -> int:
@@ -97,7 +98,7 @@ def load_id_for(rel: str, sha: str, generation: int = 0) -> str:
 
 # --------------------------------------------------------------------------- reference data
 
-_MACROS_SQL = """
+_MACROS_SQL = r"""
 CREATE OR REPLACE TEMP MACRO gacc_clean(x) AS
     CASE WHEN x IS NULL OR trim(x) IN ({null_tokens}) THEN NULL
          ELSE replace(replace(replace(replace(trim(x), ',', ''), '，', ''), ' ', ''), '{nbsp}', '') END;
@@ -192,6 +193,39 @@ def _csv_error(message: str, raw_header: list[str], shape: Transcoded) -> str:
     else:
         cause = "; the file is not a GACC download as saved by the platform: download it again"
     return f"{where}{what}{cause}"
+
+
+def load_warnings(row_count: int, empty_rows: int, period_warning: str | None,
+                  unknown_partners: int, unknown_codes: int) -> list[str]:
+    """What a loaded file's record says about it (both load paths word it the same)."""
+    warnings = []
+    if row_count == fmt.PLATFORM_ROW_CAP:
+        warnings.append(
+            f"exactly {fmt.PLATFORM_ROW_CAP:,} data rows: the GACC platform stops downloads at this limit, "
+            "so this download was probably truncated; split the query (by month, partner or chapter) and download again"
+        )
+    if empty_rows:
+        warnings.append(f"{empty_rows} empty row(s) (every field blank) ignored")
+    if period_warning:
+        warnings.append(period_warning)
+    if unknown_partners:
+        warnings.append(f"{unknown_partners} row(s) with partner codes not in the GACC partner list")
+    if unknown_codes:
+        warnings.append(f"{unknown_codes} row(s) with commodity codes not in the GACC commodity list "
+                        "(their unit is taken as written)")
+    return warnings
+
+
+def period_name_warning(outside: int, period_header: str, in_name: tuple[dt.date, dt.date]) -> str:
+    return (f"{outside} row(s) with a {period_header} outside the period in the file name "
+            f"({in_name[0]:%Y%m}" + (f"-{in_name[1]:%Y%m}" if in_name[1] != in_name[0] else "") + "); the column is used")
+
+
+def unit_conversions_text(conversions: list[tuple]) -> str | None:
+    """(file unit, declared unit, factor, rows) in sorted order -> the load record's unit_conversions."""
+    if not conversions:
+        return None
+    return "; ".join(f"{n} row(s) converted {a} -> {b} (x{f.normalize():f})" for a, b, f, n in conversions)
 
 
 class FileLoader:
@@ -303,25 +337,11 @@ class FileLoader:
         unit_conversions = self._resolve_units(header, header_names)
         self._validate_keys(header, header_names)
 
-        warnings = []
-        if row_count == fmt.PLATFORM_ROW_CAP:
-            warnings.append(
-                f"exactly {fmt.PLATFORM_ROW_CAP:,} data rows: the GACC platform stops downloads at this limit, "
-                "so this download was probably truncated; split the query (by month, partner or chapter) and download again"
-            )
-        if empty_rows:
-            warnings.append(f"{empty_rows} empty row(s) (every field blank) ignored")
-        if period_warning:
-            warnings.append(period_warning)
         unknown_partners = self.con.execute(
             "SELECT count(*) FROM _stage s ANTI JOIN _partner p ON p.partner_code = lpad(trim(s.partner_code), 3, '0')"
         ).fetchone()[0]
-        if unknown_partners:
-            warnings.append(f"{unknown_partners} row(s) with partner codes not in the GACC partner list")
         unknown_codes = self.con.execute("SELECT count(*) FROM _stage_units WHERE unknown_code").fetchone()[0]
-        if unknown_codes:
-            warnings.append(f"{unknown_codes} row(s) with commodity codes not in the GACC commodity list "
-                            "(their unit is taken as written)")
+        warnings = load_warnings(row_count, empty_rows, period_warning, unknown_partners, unknown_codes)
 
         loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         dims = ["hs8", "partner"] + [d for d in ("regime", "province") if header.has(f"{d}_code")]
@@ -483,9 +503,7 @@ class FileLoader:
                     {"a": in_name[0], "b": in_name[1]},
                 ).fetchone()[0]
                 if outside:
-                    warning = (f"{outside} row(s) with a {names['period']} outside the period in the file name "
-                               f"({in_name[0]:%Y%m}" + (f"-{in_name[1]:%Y%m}" if in_name[1] != in_name[0] else "")
-                               + "); the column is used")
+                    warning = period_name_warning(outside, names["period"], in_name)
             return "column", warning
         found = _period_from_name(lf.path.name)
         if found is None:
@@ -556,9 +574,7 @@ class FileLoader:
             """SELECT file_unit_zh, declared_unit_zh, unit_factor, count(*) FROM _stage_units
                WHERE unit_factor <> 1 GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
-        if not conversions:
-            return None
-        return "; ".join(f"{n} row(s) converted {a} -> {b} (x{f.normalize():f})" for a, b, f, n in conversions)
+        return unit_conversions_text(conversions)
 
     def _validate_keys(self, header: fmt.Header, names: dict[str, str]) -> None:
         key = [("p.period_start", None), ("p.period_end", None), ("trim(s.hs8)", "hs8"),
@@ -657,15 +673,52 @@ def ingest_landing(
     only: list[str] | None = None,
     today: dt.date | None = None,
     seeds_dir: Path = SEEDS_DIR,
+    batch: bool | None = None,
 ) -> IngestReport:
-    """Load every new or changed file; skip what is already loaded; record what cannot be read."""
+    """Load every new or changed file; skip what is already loaded; record what cannot be read.
+
+    `batch` (default on; CUSTOMS_INGEST_BATCH=0 turns it off) validates and loads clean files
+    many per statement (lib/ingest_batch.py); off, every file goes through the per-file gate.
+    Both give the same rows, loads and rejections.
+    """
+    from .ingest_batch import BATCH_FILES, BatchLoader, Candidate
+
+    if batch is None:
+        batch = os.environ.get("CUSTOMS_INGEST_BATCH", "1") != "0"
     report = IngestReport()
     load_reference_tables(con, seeds_dir)
     loader = FileLoader(con, staging_dir, today or dt.date.today(), run_id)
+    batcher = BatchLoader(con, loader, staging_dir, loader.today, run_id)
     loaded = _Loaded(con)
     recorded_rejections = {
         (r[0], r[1], r[2]) for r in con.execute("SELECT file_path, file_sha256, reason FROM audit.rejected_files").fetchall()
     }
+    pending: list[Candidate] = []
+
+    def one_by_one(candidates):
+        for c in candidates:
+            try:
+                yield c, loader.load(c.lf, landing_dir, c.sha, generation=c.generation)
+            except Exception as exc:  # noqa: BLE001 (sorted out below)
+                yield c, exc
+
+    def flush() -> None:
+        outcomes = batcher.load(pending) if batch else one_by_one(pending)
+        for c, outcome in outcomes:
+            if isinstance(outcome, LoadResult):
+                loaded.add(c.lf.rel, c.sha, outcome.period_source, outcome.period_start, outcome.period_end)
+                report.loaded.append(outcome)
+                report.batched += c.clean
+                continue
+            if isinstance(outcome, (duckdb.Error, OSError, UnicodeError, csv.Error)):
+                # a file we cannot read must not stop the others from loading
+                first = str(outcome).strip().splitlines()[0] if str(outcome).strip() else type(outcome).__name__
+                outcome = Rejected(f"could not be read ({type(outcome).__name__}): {first[:300]}")
+            if not isinstance(outcome, Rejected):
+                raise outcome
+            _record_rejection(con, report, recorded_rejections, Rejection(c.lf.rel, c.sha, str(outcome)), run_id)
+        pending.clear()
+
     wanted = set(only) if only is not None else None
     for lf in discover(landing_dir):
         if wanted is not None and lf.rel not in wanted:
@@ -679,24 +732,19 @@ def ingest_landing(
         except OSError as exc:
             report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
             continue
+        if any(c.sha == sha for c in pending):
+            flush()  # whether this is a repeat depends on how the earlier copy loads
         same = loaded.same_download(lf, sha)
         if same is not None:
             report.skipped.append(lf.rel)
             if same != lf.rel:
                 report.duplicate_of[lf.rel] = same
             continue
-        try:
-            try:
-                result = loader.load(lf, landing_dir, sha, generation=loaded.times.get((lf.rel, sha), 0))
-            except (duckdb.Error, OSError, UnicodeError, csv.Error) as exc:
-                # a file we cannot read must not stop the others from loading
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise Rejected(f"could not be read ({type(exc).__name__}): {first[:300]}") from None
-        except Rejected as exc:
-            _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, sha, str(exc)), run_id)
-            continue
-        loaded.add(lf.rel, sha, result.period_source, result.period_start, result.period_end)
-        report.loaded.append(result)
+        generation = loaded.times.get((lf.rel, sha), 0)
+        pending.append(Candidate(lf, sha, generation, load_id_for(lf.rel, sha, generation)))
+        if len(pending) >= BATCH_FILES:
+            flush()
+    flush()
     for table in ("_stage", "_stage_units", "_period"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
