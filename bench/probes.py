@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Measurements bench/run.py runs in their own process (so each has a clean memory and clock).
 
-    probes.py ingest LANDING WORKDIR [--limit-files N] [--patch-decimal]
+    probes.py ingest LANDING WORKDIR [--limit-files N] [--per-file]
         the project's ingest (dagster_project.lib.ingest.ingest_landing) on a fresh DuckDB
         working copy, with a breakdown of where the time goes (SHA-256, transcoding, each
-        kind of SQL statement). --patch-decimal is an experiment, not the project: it swaps,
-        in this process only, the gacc_number macro's VARCHAR -> DECIMAL(38, 4) cast for a
-        DECIMAL(18, 4) cast with the (38, 4) cast as fallback (same results).
+        kind of SQL statement), the final CHECKPOINT included (read_csv's figure includes one
+        too). --per-file loads every file through the per-file gate (CUSTOMS_INGEST_BATCH=0),
+        to show what batching many files per statement buys.
     probes.py readcsv LANDING OUT.duckdb
         DuckDB's own read_csv on the same rows as UTF-8 (transcoded first, untimed): all files of a header in one
         statement (what DuckDB can do), and one statement per file (what a per-file load pays).
@@ -39,8 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-DECIMAL_FROM = "TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4))"
-DECIMAL_TO = "coalesce(TRY_CAST(gacc_clean(x) AS DECIMAL(18, 4)), TRY_CAST(gacc_clean(x) AS DECIMAL(38, 4)))"
 
 
 class TimedConnection:
@@ -78,14 +76,9 @@ class TimedConnection:
         return getattr(self._con, name)
 
 
-def probe_ingest(landing: Path, work: Path, limit_files: int | None, patch_decimal: bool) -> dict:
-    from dagster_project.lib import ingest, transcode
+def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
+    from dagster_project.lib import ingest, ingest_batch, transcode
     from dagster_project.lib import warehouse as wh
-
-    patched = None
-    if patch_decimal:
-        patched = DECIMAL_FROM in ingest._MACROS_SQL
-        ingest._MACROS_SQL = ingest._MACROS_SQL.replace(DECIMAL_FROM, DECIMAL_TO)
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
 
@@ -100,6 +93,7 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, patch_decim
 
     ingest.sha256_of = timed("sha256", ingest.sha256_of)
     ingest.transcode_to_utf8 = timed("transcode", ingest.transcode_to_utf8)
+    ingest_batch.transcode_to_utf8 = timed("transcode", ingest_batch.transcode_to_utf8)
     # once per run, not per file: the reference tables and macros
     ingest.load_reference_tables = timed("setup", ingest.load_reference_tables)
 
@@ -112,9 +106,9 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, patch_decim
     only = [f.rel for f in files[:limit_files]] if limit_files else None
     timed_con = TimedConnection(con)
     started = time.perf_counter()
-    report = ingest.ingest_landing(timed_con, landing, work / "staging", only=only)
+    report = ingest.ingest_landing(timed_con, landing, work / "staging", only=only, batch=not per_file)
+    timed_con.execute("CHECKPOINT")
     seconds = time.perf_counter() - started
-    con.execute("CHECKPOINT")
     con.close()
     sql_total = sum(timed_con.seconds.values())
     top = sorted(timed_con.seconds.items(), key=lambda kv: -kv[1])[:12]
@@ -126,7 +120,7 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, patch_decim
         "sha256_s": round(timers["sha256"], 3), "transcode_s": round(timers["transcode"], 3),
         "sql_s": round(sql_total, 3), "other_s": round(seconds - sql_total - timers["sha256"] - timers["transcode"], 3),
         "sql_top": [[k, round(v, 3), timed_con.calls[k]] for k, v in top],
-        "patch_decimal": patch_decimal, "patch_applied": patched,
+        "per_file": per_file, "batched_files": report.batched,
         "first_rejection": report.rejected[0].reason if report.rejected else None,
     }
 
@@ -249,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("landing", type=Path)
     p.add_argument("work", type=Path)
     p.add_argument("--limit-files", type=int)
-    p.add_argument("--patch-decimal", action="store_true")
+    p.add_argument("--per-file", action="store_true")
     p = sub.add_parser("readcsv")
     p.add_argument("landing", type=Path)
     p.add_argument("out_db", type=Path)
@@ -263,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("project", type=Path)
     args = parser.parse_args(argv)
     if args.probe == "ingest":
-        result = probe_ingest(args.landing, args.work, args.limit_files, args.patch_decimal)
+        result = probe_ingest(args.landing, args.work, args.limit_files, args.per_file)
     elif args.probe == "readcsv":
         result = probe_readcsv(args.landing, args.out_db)
     elif args.probe == "gate_events":

@@ -58,7 +58,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
         for warning in loaded.warnings:
             context.log.warning(f"{loaded.file_path}: {warning}")
     context.log.info(
-        f"loaded {len(report.loaded)} file(s), {report.rows_loaded} row(s); "
+        f"loaded {len(report.loaded)} file(s) ({report.batched} many per statement), {report.rows_loaded} row(s); "
         f"{len(report.skipped)} already loaded; {len(report.rejected)} rejected"
     )
     rejected_md = markdown_table(["file", "reason"], [(r.file_path, r.reason) for r in report.rejected])
@@ -68,6 +68,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "dagster/row_count": totals[0],
             "rows_loaded_this_run": report.rows_loaded,
             "files_loaded_this_run": len(report.loaded),
+            "files_loaded_in_batches": report.batched,
             "files_already_loaded": len(report.skipped),
             "landing_dir": str(settings.landing_dir),
         },
