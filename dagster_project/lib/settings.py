@@ -16,9 +16,14 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 
 # The storage format of every file we write. DuckDB 1.5 would otherwise pick its default;
-# v1.4.0 is readable by DuckDB >= 1.4 (the 1.4 LTS line, 1.5.x and 2.x), which covers the
-# JDBC, Node and Python drivers that DBeaver, Metabase, Superset and Evidence ship today.
+# v1.1.0 is readable by DuckDB >= 1.1 (`make compat` opens the served file in 1.1, 1.2, 1.4
+# and 1.5), which covers the JDBC, Node and Python drivers that DBeaver, Metabase, Superset
+# and Evidence ship today.
 STORAGE_VERSION = "v1.1.0"
+
+# DuckDB's memory for the Dagster process's connections to the working copy (ingest, checks):
+# beyond it, DuckDB spills to <working copy>.tmp. dbt has its own limit (dbt/profiles.yml).
+DUCKDB_MEMORY_LIMIT = os.environ.get("CUSTOMS_DUCKDB_MEMORY_LIMIT", "1GB")
 
 
 def _resolve(value: str | None, default: Path) -> Path:

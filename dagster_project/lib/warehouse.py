@@ -29,7 +29,7 @@ from typing import Iterator
 
 import duckdb
 
-from .settings import STORAGE_VERSION, Settings
+from .settings import DUCKDB_MEMORY_LIMIT, STORAGE_VERSION, Settings
 
 RAW_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -210,7 +210,7 @@ def ensure_working_copy(settings: Settings) -> Path:
 def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     if ensure and not settings.working_path.exists():
         ensure_working_copy(settings)
-    con = duckdb.connect(str(settings.working_path))
+    con = duckdb.connect(str(settings.working_path), config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     try:
         yield con
     finally:
