@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
+import duckdb
 from conftest import make_workspace
 from gacc_files import copy_sample
 from test_quality_gate import marts_hash
 
-from dagster_project.lib.incremental import dbt_vars, growth_months
+from dagster_project.lib.incremental import (
+    dbt_env,
+    dbt_vars,
+    growth_months,
+    project_fingerprint,
+    record_months_to_verify,
+    scope_to_verify,
+    static_nodes,
+    verified,
+)
+from dagster_project.lib.settings import DBT_PROJECT_DIR
+
+
+def dbt_invocation(run_id: str) -> Path:
+    """The target folder of a run's `dbt build` (dagster_project/defs/dbt_assets.py names it)."""
+    [folder] = (DBT_PROJECT_DIR / "target").glob(f"customs_dbt_models-{run_id[:7]}-*")
+    return folder
+
+
+def run_results(run_id: str) -> dict[str, str]:
+    data = json.loads((dbt_invocation(run_id) / "run_results.json").read_text())
+    return {r["unique_id"]: r["status"] for r in data["results"]}
 
 
 def test_growth_months_cover_next_month_next_year_and_ytd():
@@ -40,6 +64,29 @@ def test_an_incremental_build_equals_a_clean_build(tmp_path):
     # the second build picked up exactly the two new loads (March revised, June)
     runs = incremental.query("SELECT dagster_run_id, count(*) FROM raw.customs_loads_built GROUP BY 1 ORDER BY 2")
     assert [n for _, n in runs] == [2, 17] and runs[0][0] == result.run_id
+
+    # ... and tested just the months it rebuilt: the same data tests, each over those months
+    folder = dbt_invocation(result.run_id)
+    compiled = (folder / "compiled" / "customs" / "models" / "marts" / "fct_exports_monthly.yml"
+                / "unique_combination_fct_exports_monthly_month__hs8__partner_code.sql").read_text()
+    assert "\"month\" in (date '2025-03-01', date '2025-06-01')" in compiled
+    growth_test = next((folder / "compiled" / "customs" / "models" / "marts" / "export_growth_monthly.yml").glob("unique_combination_*.sql"))
+    assert "\"month\" in (date '2025-03-01', date '2025-04-01', " in growth_test.read_text()  # growth months: through 2026-12
+    # months come through the environment, so dbt kept its parse of the project (--vars would not)
+    log = (folder / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+    # the project's files did not change: seeds, views, dims, their tests and the unit tests are left out
+    ran = run_results(result.run_id)
+    assert not [uid for uid in ran if uid.startswith(("seed.", "unit_test."))]
+    assert "model.customs.dim_partner" not in ran and "model.customs.v_magnet_exports_by_partner" not in ran
+    assert "model.customs.fct_exports_monthly" in ran and "model.customs.dim_month" in ran
+    assert any("relationships_fct_exports_monthly_partner_code" in uid for uid in ran)  # to the dim left out
+    assert any("relationships_stg_gacc__customs_rows_declared_unit_code" in uid for uid in ran)  # to a seed left out
+    assert any("unique_combination_v_magnet_exports_by_partner" in uid for uid in ran)  # a test on a view left out
+    dim = [m for m in result.get_asset_materialization_events() if m.asset_key.path == ["marts", "dim_partner"]]
+    assert dim and dim[0].materialization.metadata["rebuilt"].value is False
+    fct = [m for m in result.get_asset_materialization_events() if m.asset_key.path == ["marts", "fct_exports_monthly"]]
+    assert fct[0].materialization.metadata["months_built"].value == "2025-03, 2025-06"
 
     clean = make_workspace(tmp_path / "clean")
     shutil.copytree(incremental.landing, clean.landing, dirs_exist_ok=True)
@@ -70,3 +117,57 @@ def test_dbt_rejects_a_malformed_month_var(tmp_path):
     )
     assert out.returncode != 0
     assert "is not a month written YYYY-MM-01" in out.stdout + out.stderr
+
+
+def test_dbt_rejects_malformed_months_in_the_environment(tmp_path):
+    env = dict(os.environ, WAREHOUSE_PATH=str(tmp_path / "warehouse.duckdb"), CUSTOMS_DBT_MONTHS='"2025-06-01"')
+    out = subprocess.run(
+        [str(shutil.which("dbt") or os.path.join(os.path.dirname(os.sys.executable), "dbt")), "compile",
+         "--select", "fct_exports_monthly", "--profiles-dir", ".", "--project-dir", ".",
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")],
+        cwd="dbt", env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode != 0
+    assert "must be a JSON list of months" in out.stdout + out.stderr
+    assert dbt_env(None) == {}
+    assert json.loads(dbt_env(dbt_vars([dt.date(2025, 6, 1)]))["CUSTOMS_DBT_MONTHS"]) == ["2025-06-01"]
+
+
+def test_what_an_unchanged_project_lets_a_build_leave_out(tmp_path):
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    static = static_nodes(manifest)
+    names = set(static.names)
+    # seeds, views and the dims built from seeds alone, with the tests of those dims ...
+    assert {"gacc_partners", "gacc_units", "dim_partner", "dim_commodity", "stg_gacc__customs_rows",
+            "v_magnet_exports_by_partner", "unique_dim_partner_partner_code"} <= names
+    # ... never a table built from the loads, nor a test that reads one
+    assert not names & {"fct_exports_monthly", "dim_month", "int_customs_facts_history", "export_growth_monthly"}
+    assert not [n for n in names if n.startswith(("relationships_fct", "relationships_stg", "unique_combination_v_"))]
+    assert ("marts", "dim_partner") in static.relations and ("reference", "gacc_units") in static.relations
+
+    # the fingerprint follows every file of the project, seeds included
+    copy = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    before = project_fingerprint(copy)
+    assert project_fingerprint(DBT_PROJECT_DIR) == before
+    seed = copy / "seeds" / "gacc_partners.csv"
+    seed.write_bytes(seed.read_bytes() + b"\n")
+    assert project_fingerprint(copy) != before
+
+
+def test_months_wait_for_a_gate_that_passes():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    june = dbt_vars([dt.date(2025, 6, 1)])
+    record_months_to_verify(con, "run-1", june)
+    assert scope_to_verify(con, "another-run") is None  # a gate without a build in its run checks everything
+    scope = scope_to_verify(con, "run-1")
+    assert scope.months == (dt.date(2025, 6, 1),) and scope.growth_months[-1] == dt.date(2026, 12, 1)
+    # run-1's gate failed: run-2 built July; its gate checks June too
+    record_months_to_verify(con, "run-2", dbt_vars([dt.date(2025, 7, 1)]))
+    assert scope_to_verify(con, "run-2").months == (dt.date(2025, 6, 1), dt.date(2025, 7, 1))
+    verified(con)
+    record_months_to_verify(con, "run-3", dbt_vars([]))
+    assert scope_to_verify(con, "run-3").months == ()  # nothing built, nothing left to verify
+    record_months_to_verify(con, "run-4", None)  # a build of every month
+    assert scope_to_verify(con, "run-4") is None

@@ -90,6 +90,9 @@ def test_the_sample_passes_every_check(good_build):
     assert len(gx_checks) == 15
     failed = {name: r for name, r in results.items() if not r[1]}
     assert failed == {}
+    # the first build is a full one: every month checked
+    assert all(r[2].endswith("months checked: all months") or r[2].endswith("months checked: not by month")
+               for name, r in results.items() if name in gx_checks)
     assert any(name.startswith("dbt:") for name in results)  # dbt tests are recorded too
     assert (good_build.warehouse.parent / "quality" / "index.html").exists()  # GX data docs
 
@@ -116,6 +119,14 @@ def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_buil
         ) == 353
         assert not any(e.asset_key and e.asset_key.path == ["serving", "warehouse"]
                        for e in result.get_asset_materialization_events())
+        # the build was incremental: the gate checked the month rebuilt (with its trailing window)
+        assert "months checked: 2025-06, against the trailing 12 months (2024-07..2025-06)" in served["unit_value_not_extreme"][2]
+        assert "months checked: 2025-06" in served["rows_and_totals_reconcile_raw_staging_fact"][2]
+        # a run with nothing new to build checks the months no gate has passed yet: still blocked
+        again = ws.build()
+        assert not again.success
+        assert check_rows(ws, again.run_id)["unit_value_not_extreme"][:2] == ("ERROR", False)
+        assert marts_hash(ws.warehouse) == before
     finally:
         june.write_bytes(original)
         os.utime(june)  # a later mtime: the good file is a newer release again
@@ -207,3 +218,37 @@ def test_make_run_prints_failed_checks_and_exits_non_zero(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     assert "Failed checks" in out.stdout and "[ERROR] unit_value_not_extreme" in out.stdout
+
+
+def test_an_incremental_gate_sees_a_month_as_the_full_gate_does(sample_build, tmp_path):
+    """The scoped queries give a rebuilt month the figures a full check gives it."""
+    import datetime as dt
+    import shutil
+
+    from dagster_project.lib import quality
+
+    working = sample_build.warehouse.with_name(sample_build.warehouse.name + ".build")
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(working, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        june = dt.date(2025, 6, 1)
+        growth = tuple(dt.date(2025 + (m > 12), (m - 1) % 12 + 1, 1) for m in range(6, 25))
+        scope = quality.Scope((june,), growth)
+        columns = "month, hs8, partner_code, ratio_to_median, mad_score, months_of_history >= 6"
+        con.execute(quality.render_full(quality.PREPARE["_unit_values"]))
+        full = con.execute(f"SELECT {columns} FROM _unit_values WHERE month = DATE '2025-06-01' ORDER BY ALL").fetchall()
+        con.execute(scope.render(quality.PREPARE["_unit_values"]))
+        scoped = con.execute(f"SELECT {columns} FROM _unit_values ORDER BY ALL").fetchall()
+        assert full and scoped == full
+        # it reads the month and the 11 before it, no further
+        sql = scope.render(quality.PREPARE["_unit_values"])
+        assert "date '2024-07-01'" in sql and "date '2024-06-01'" not in sql
+        # the reconciliation over June alone, the world totals over the growth months rebuilt
+        for name, diffs in (("rows_and_totals_reconcile_raw_staging_fact", 4), ("partners_sum_to_world", 2)):
+            check = next(c for c in quality.CHECKS if c.name == name)
+            rows = con.execute(scope.render(check.population_sql)).fetchall()
+            assert rows and all(max(r[-diffs:]) <= 0.01 for r in rows)
+            assert len(rows) < len(con.execute(quality.render_full(check.population_sql)).fetchall())
+    finally:
+        con.close()

@@ -12,6 +12,7 @@ from dagster import (
 
 from ..lib import warehouse as wh
 from ..lib.audit import record_check_results
+from ..lib.incremental import scope_to_verify, verified
 from ..lib.quality import CHECKS, ERROR, CheckOutcome, run_checks
 from ..lib.report import current_rejections
 from ..lib.reporting import markdown_table
@@ -40,24 +41,33 @@ def _sample_markdown(outcome: CheckOutcome) -> str:
 
 @multi_asset_check(specs=SPECS, pool=DUCKDB_POOL, can_subset=True, name="quality_gate")
 def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    """Great Expectations suites over DuckDB aggregates; results go to the UI, audit.check_results and data docs."""
+    """Great Expectations suites over DuckDB aggregates; results go to the UI, audit.check_results and data docs.
+
+    After an incremental dbt build in the same run, the checks look at the months rebuilt since
+    the last gate that passed (and the months around them each check needs); otherwise, and
+    after a build of every month, at the whole warehouse. Each result says which months.
+    """
     settings = warehouse.settings()
     selected = {key.name for key in context.selected_asset_check_keys}
     checks = tuple(c for c in CHECKS if c.name in selected)
     docs_dir = settings.outputs_dir / "quality"
     with warehouse.connect() as con:
+        scope = scope_to_verify(con, context.run.run_id)
+        context.log.info("quality gate over " + ("every month" if scope is None else f"the months rebuilt: {scope.label()}"))
         rejected = current_rejections(con, settings)
-        outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, rejected_files=rejected)
+        outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, rejected_files=rejected, scope=scope)
         record_check_results(
             con,
             context.run.run_id,
             [
-                (o.check.name, o.check.asset, o.severity, o.passed, o.observed, o.check.description,
+                (o.check.name, o.check.asset, o.severity, o.passed, f"{o.observed}; months checked: {o.months_checked}", o.check.description,
                  json.dumps(o.failing_sample[:10], default=str) if o.failing_sample else None)
                 for o in outcomes
             ],
         )
-    blocked = [o for o in outcomes if not o.passed and o.severity == ERROR]
+        blocked = [o for o in outcomes if not o.passed and o.severity == ERROR]
+        if not blocked and len(checks) == len(CHECKS):
+            verified(con)  # what was built so far has passed the gate
     if blocked:
         # The marts BI reads stay as they were; only the audit tables travel to the served file.
         wh.publish_audit_only(settings)
@@ -80,5 +90,6 @@ def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResour
                 "failing_sample": MetadataValue.md(_sample_markdown(o)),
                 "data_docs": MetadataValue.url((docs_dir / "index.html").as_uri()),
                 "seconds": round(o.seconds, 3),
+                "months_checked": o.months_checked,
             },
         )

@@ -1,14 +1,36 @@
+import importlib.metadata
+from graphlib import TopologicalSorter
 import json
-from typing import Any, Mapping
+import os
+import shutil
+import sys
+import uuid
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, Config, MetadataValue, Output
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from ..lib import warehouse as wh
 from ..lib.audit import record_check_results
 from ..lib.headline import headline_markdown, headline_rows
-from ..lib.incremental import dbt_vars, mark_built, months_to_build, unbuilt_loads
-from ..lib.settings import DBT_PROJECT_DIR
+from ..lib.incremental import (
+    dbt_env,
+    dbt_vars,
+    mark_built,
+    month_ranges,
+    months_to_build,
+    project_fingerprint,
+    record_months_to_verify,
+    record_static_build,
+    static_nodes,
+    static_nodes_current,
+    unbuilt_loads,
+)
+from ..lib.settings import DBT_PROJECT_DIR, Settings
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
 
@@ -48,30 +70,141 @@ class DbtBuildConfig(Config):
     full_refresh: bool = False
 
 
+class _LeanDbtCli(DbtCliResource):
+    """DbtCliResource without its two per-invocation start-up costs (~4 s together).
+
+    dagster-dbt runs `dbt --version` in a subprocess to learn the version, and builds a dbt
+    adapter in this process (importing dbt-core, loading the project and profile) that only
+    its `fetch_row_counts()` / `fetch_column_metadata()` use. This project reads neither (row
+    counts come from DuckDB below), and the dbt it runs is the venv's, whose version is the
+    installed dbt-core's.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001 - dagster-dbt's signature
+        return None
+
+
+def _lean(dbt: DbtCliResource) -> DbtCliResource:
+    return _LeanDbtCli(**{name: getattr(dbt, name) for name in DbtCliResource.model_fields})
+
+
+def _target_path(context: AssetExecutionContext) -> Path:
+    """A target folder per invocation, named as dagster-dbt names them (cli.py prunes them by that name)."""
+    base = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    base = base if base.is_absolute() else dbt_project.project_dir / base
+    return base / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+
+
+def _partial_parse_cache(settings: Settings) -> Path:
+    """dbt's partial-parse state for this warehouse.
+
+    The profile holds the warehouse path, and a profile that differs from the one `make
+    manifest` parsed with makes dbt parse the whole project again; so each warehouse keeps the
+    state of its own last build (beside it: `make clean` removes it with the warehouse).
+    """
+    return settings.warehouse_path.with_name(settings.warehouse_path.name + ".dbt_partial_parse.msgpack")
+
+
+def _discard_spill_files(settings: Settings) -> None:
+    """Remove what a killed build left in DuckDB's spill folder (`<working copy>.tmp`, profiles.yml).
+
+    DuckDB deletes its own spill files when it closes; a process killed mid-build cannot. Builds
+    run one at a time and nothing has the working copy open here, so whatever is there is stale.
+    """
+    spill = settings.working_path.with_name(settings.working_path.name + ".tmp")
+    if spill.is_dir():
+        for leftover in spill.iterdir():
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+
+
+@contextmanager
+def _environ(extra: dict[str, str]) -> Iterator[None]:
+    """Set variables for a subprocess started inside the block (dagster-dbt copies os.environ)."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _dbt_manifest() -> dict:
+    return json.loads(dbt_project.manifest_path.read_text())
+
+
+GROWTH_ASSET = "marts/export_growth_monthly"
+# The tables rebuilt month by month (materialized='incremental').
+MONTHLY_ASSETS = {
+    TRANSLATOR.get_asset_key(node).to_user_string()
+    for node in _dbt_manifest()["nodes"].values()
+    if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+}
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, pool=DUCKDB_POOL)
 def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Seeds, staging, intermediate and marts, with their dbt tests as asset checks."""
+    """Seeds, staging, intermediate and marts, with their dbt tests as asset checks.
+
+    An incremental build (new loads) rebuilds and tests only the months they touch; when the dbt
+    project's files are those of the last build, it also leaves out what depends on them alone
+    (seeds, views, the dims built from seeds, their tests and the unit tests).
+    """
     settings = warehouse.settings()
     wh.ensure_working_copy(settings)
     args = ["build"]
+    fingerprint = project_fingerprint(Path(dbt_project.project_dir))
+    static = static_nodes(_dbt_manifest())
     with wh.connect_working(settings) as con:
         pending = unbuilt_loads(con)
         variables = None if config.full_refresh else dbt_vars(months_to_build(con))
+        # Only when the whole dbt asset runs: a subset from the UI selects its own nodes.
+        skip_static = variables is not None and not context.is_subset and static_nodes_current(con, fingerprint, static)
+        record_months_to_verify(con, context.run.run_id, variables)
     if config.full_refresh:
         args.append("--full-refresh")
     elif variables is not None:
-        args += ["--vars", json.dumps(variables)]
-        context.log.info(f"incremental build of {len(variables['months'])} month(s): {', '.join(variables['months'][:12])}")
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
+        context.log.info(f"incremental build of {len(variables['months'])} month(s): {month_ranges(variables['months'])}")
+    if skip_static:
+        # `empty`: leave out exactly these nodes, not the tests of the models built from them
+        # (e.g. fct_exports_monthly's relationships to dim_partner still run).
+        args += ["--exclude", " ".join([*static.names, "resource_type:unit_test"]), "--indirect-selection", "empty"]
+        context.log.info(f"dbt project unchanged since the last build: {len(static.names)} seeds, views, seed-only models and their tests, and the unit tests, left out")
+
+    _discard_spill_files(settings)
+    target_path = _target_path(context)
+    cache = _partial_parse_cache(settings)
+    if cache.exists():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache, target_path / "partial_parse.msgpack")
+    with _environ(dbt_env(variables)):
+        invocation = _lean(dbt).cli(args, context=context, raise_on_error=False, target_path=target_path)
     # Collect the events first: row counts and previews are read from DuckDB once dbt has
     # closed the file (a second connection while dbt writes would hit DuckDB's lock).
     events = list(invocation.stream())
     succeeded = invocation.is_successful()
+    parsed = target_path / "partial_parse.msgpack"
+    if parsed.exists():
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        shutil.copyfile(parsed, tmp)
+        os.replace(tmp, cache)
 
     checks = [e for e in events if isinstance(e, AssetCheckResult)]
     with wh.connect_working(settings) as con:
         if succeeded:
             mark_built(con, pending, context.run.run_id)
+            if not skip_static and not context.is_subset:
+                record_static_build(con, fingerprint, context.run.run_id)
         record_check_results(
             con,
             context.run.run_id,
@@ -84,17 +217,36 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
         counts = {f"{s}/{t}": n for s, t, n in con.execute(MART_ROW_COUNT_SQL).fetchall()}
         headline = headline_markdown(headline_rows(con)) if "marts/export_growth_monthly" in counts else ""
 
+    months_built = "every month" if variables is None else month_ranges(variables["months"]) or "none"
+    growth_built = "every month" if variables is None else month_ranges(variables["growth_months"]) or "none"
+    outputs: list[Output] = []
     for event in events:
         if isinstance(event, Output):
             key = context.asset_key_for_output(event.output_name).to_user_string()
             metadata = {}
+            if key in MONTHLY_ASSETS:
+                metadata["months_built"] = growth_built if key == GROWTH_ASSET else months_built
             if key in counts:
                 metadata["dagster/row_count"] = counts[key]
             if key == "marts/export_growth_monthly" and headline:
                 metadata["headline_85051110"] = MetadataValue.md(headline)
-            yield event.with_metadata({**event.metadata, **metadata})
-        else:
-            yield event
+            outputs.append(event.with_metadata({**event.metadata, **metadata}))
+    if skip_static and succeeded:
+        # The marts left out are as the last build made them; serving/warehouse waits for every
+        # mart's output, so they report in, marked as not rebuilt.
+        built = {o.output_name for o in outputs}
+        for key in context.selected_asset_keys:
+            name = context.assets_def.get_output_name_for_asset_key(key)
+            if key.path[0] == "marts" and name not in built:
+                outputs.append(Output(None, output_name=name, metadata={
+                    "rebuilt": False,
+                    "why": "the dbt project's files are those of the last build of this model and its seeds: kept as built",
+                }))
+    # Dagster wants a multi-asset's outputs in dependency order, then the check results.
+    rank = {key: i for i, key in enumerate(TopologicalSorter(context.assets_def.asset_deps).static_order())}
+    outputs.sort(key=lambda o: rank.get(context.asset_key_for_output(o.output_name), 0))
+    yield from outputs
+    yield from (e for e in events if not isinstance(e, Output))
     if not succeeded:
         # BI readers keep the last good marts, but learn that this run failed and why.
         wh.publish_audit_only(settings)

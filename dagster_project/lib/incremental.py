@@ -9,8 +9,15 @@ the same month next year, and the year-to-date figures after them).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
+
+from .quality import Scope
+from .quality import month_label as month_ranges  # noqa: F401 - '2023-11..2024-01, 2025-06'
 
 HISTORY_TABLE = ("intermediate", "int_customs_facts_history")
 
@@ -76,3 +83,157 @@ def dbt_vars(months: list[dt.date] | None) -> dict | None:
         "months": [m.strftime("%Y-%m-01") for m in months],
         "growth_months": [m.strftime("%Y-%m-01") for m in growth_months(months)],
     }
+
+
+# --------------------------------------------------------------------------- dbt's environment
+# The months reach dbt as environment variables read at execution (dbt/macros/incremental_months.sql),
+# not as --vars: dbt re-parses the whole project whenever --vars change.
+MONTHS_ENV = "CUSTOMS_DBT_MONTHS"
+GROWTH_MONTHS_ENV = "CUSTOMS_DBT_GROWTH_MONTHS"
+
+
+def dbt_env(variables: dict | None) -> dict[str, str]:
+    """The environment of an incremental dbt build ({} builds and tests every month)."""
+    if variables is None:
+        return {}
+    return {MONTHS_ENV: json.dumps(variables["months"]), GROWTH_MONTHS_ENV: json.dumps(variables["growth_months"])}
+
+
+# --------------------------------------------------------------------------- what the gate verifies
+# Every dbt build records which months it rewrote; the quality gate of the same run checks those
+# months (and the windows its checks need) and, once it passed, clears them. A gate that failed
+# leaves them for the next run, so months built by a run whose gate failed are checked again
+# until a gate passes; a build of every month makes the next gate check everything.
+SCOPE_DDL = """
+CREATE TABLE IF NOT EXISTS raw.months_to_verify (
+    dagster_run_id VARCHAR,
+    recorded_at    TIMESTAMP NOT NULL,
+    all_months     BOOLEAN NOT NULL,   -- the build rewrote every month
+    months         DATE[],             -- facts rebuilt (var months)
+    growth_months  DATE[]              -- growth metrics rebuilt (var growth_months)
+)
+"""
+
+
+def record_months_to_verify(con: duckdb.DuckDBPyConnection, run_id: str | None, variables: dict | None) -> None:
+    con.execute(SCOPE_DDL)
+    con.execute(
+        "INSERT INTO raw.months_to_verify VALUES ($run, now()::TIMESTAMP, $all, $months, $growth)",
+        {
+            "run": run_id,
+            "all": variables is None,
+            "months": None if variables is None else [dt.date.fromisoformat(m) for m in variables["months"]],
+            "growth": None if variables is None else [dt.date.fromisoformat(m) for m in variables["growth_months"]],
+        },
+    )
+
+
+def scope_to_verify(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Scope | None:
+    """The months this run's gate checks; None means every month.
+
+    Every month when this run built nothing (a gate run on its own, e.g. 'Execute checks' in
+    the UI, checks the whole warehouse) or when some unverified build rewrote every month.
+    """
+    if not _table_exists(con, "raw", "months_to_verify"):
+        return None
+    this_run = con.execute("SELECT count(*) FROM raw.months_to_verify WHERE dagster_run_id = $r", {"r": run_id}).fetchone()[0]
+    if not run_id or not this_run:
+        return None
+    everything, months, growth = con.execute(
+        """SELECT bool_or(all_months),
+                  list_sort(list_distinct(flatten(list(coalesce(months, []))))),
+                  list_sort(list_distinct(flatten(list(coalesce(growth_months, [])))))
+           FROM raw.months_to_verify"""
+    ).fetchone()
+    if everything:
+        return None
+    return Scope(tuple(months or ()), tuple(growth or ()))
+
+
+def verified(con: duckdb.DuckDBPyConnection) -> None:
+    """The gate passed: what was built so far is verified."""
+    if _table_exists(con, "raw", "months_to_verify"):
+        con.execute("DELETE FROM raw.months_to_verify")
+
+
+# --------------------------------------------------------------------------- what a build may skip
+# Seeds, views, the tables built from seeds alone (dim_partner, dim_commodity), their tests and the
+# unit tests depend on the dbt project's files, not on the loads. An incremental build leaves them
+# out when the project's files are byte for byte those of the last build that built them.
+STATIC_DDL = """
+CREATE TABLE IF NOT EXISTS raw.dbt_static_build (
+    fingerprint    VARCHAR NOT NULL,   -- SHA-256 of the dbt project's files
+    built_at       TIMESTAMP NOT NULL,
+    dagster_run_id VARCHAR
+)
+"""
+PROJECT_FILE_DIRS = ("models", "macros", "seeds", "tests", "snapshots")
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    digest = hashlib.sha256()
+    paths = [project_dir / name for name in PROJECT_FILES if (project_dir / name).is_file()]
+    for folder in PROJECT_FILE_DIRS:
+        if (project_dir / folder).is_dir():
+            paths += sorted(p for p in (project_dir / folder).rglob("*") if p.is_file())
+    for path in paths:
+        digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StaticNodes:
+    """dbt nodes whose result depends on the project's files only."""
+
+    names: tuple[str, ...]  # seeds, views, seed-only tables, tests of seed-only nodes (dbt node names)
+    relations: tuple[tuple[str, str], ...]  # (schema, name) of the seeds, views and tables among them
+
+
+def static_nodes(manifest: dict) -> StaticNodes:
+    nodes = manifest["nodes"]
+    parents = manifest.get("parent_map", {})
+    seeds = {uid for uid, n in nodes.items() if n["resource_type"] == "seed"}
+    models = {uid: n for uid, n in nodes.items() if n["resource_type"] == "model"}
+
+    from_files: set[str] = set(seeds)  # nodes whose data comes from the project's files alone
+    changed = True
+    while changed:
+        changed = False
+        for uid, node in models.items():
+            ups = parents.get(uid, node.get("depends_on", {}).get("nodes", []))
+            if uid not in from_files and ups and all(u in from_files for u in ups):
+                from_files.add(uid)
+                changed = True
+    views = {uid for uid, n in models.items() if n["config"].get("materialized") == "view"}
+    tests = {
+        uid for uid, n in nodes.items()
+        if n["resource_type"] == "test" and n.get("depends_on", {}).get("nodes")
+        and all(u in from_files for u in n["depends_on"]["nodes"])
+    }
+    built = from_files | views
+    names = tuple(sorted(nodes[uid]["name"] for uid in built | tests))
+    relations = tuple(sorted((nodes[uid]["schema"], nodes[uid].get("alias") or nodes[uid]["name"]) for uid in built))
+    return StaticNodes(names, relations)
+
+
+def static_nodes_current(con: duckdb.DuckDBPyConnection, fingerprint: str, nodes: StaticNodes) -> bool:
+    """True when the last build of the static nodes had these project files and they all still exist."""
+    if not _table_exists(con, "raw", "dbt_static_build"):
+        return False
+    last = con.execute("SELECT fingerprint FROM raw.dbt_static_build ORDER BY built_at DESC LIMIT 1").fetchone()
+    if not last or last[0] != fingerprint:
+        return False
+    present = {
+        (s, t) for s, t in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL SELECT schema_name, view_name FROM duckdb_views()"
+        ).fetchall()
+    }
+    return all(r in present for r in nodes.relations)
+
+
+def record_static_build(con: duckdb.DuckDBPyConnection, fingerprint: str, run_id: str | None) -> None:
+    con.execute(STATIC_DDL)
+    con.execute("DELETE FROM raw.dbt_static_build")
+    con.execute("INSERT INTO raw.dbt_static_build VALUES ($f, now()::TIMESTAMP, $r)", {"f": fingerprint, "r": run_id})

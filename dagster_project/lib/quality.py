@@ -11,7 +11,9 @@ errors (they block publishing); everything else warns.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -62,7 +64,10 @@ RAW = "raw/customs_rows"
 # per code and month the median and MAD of its rows, then over the trailing 12 months the
 # median of the monthly medians; the spread is the larger of the typical within-month MAD,
 # the MAD of the monthly medians and a floor. Windows run over code-months, not rows, so the
-# cost stays linear at millions of rows.
+# cost stays linear at millions of rows. An incremental gate reads a rebuilt month and the 11
+# before it ({window}): the medians are the same, and months_of_history, when the code's first
+# month lies further back, counts from the window's start (12 or more either way, which is all
+# the MIN_HISTORY_MONTHS test needs).
 PREPARE = {
     "_unit_values": f"""
     create or replace temp table _unit_values as
@@ -70,7 +75,7 @@ PREPARE = {
         select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                value_usd / quantity_kg as usd_per_kg
         from marts.fct_exports_monthly
-        where quantity_kg > 0 and value_usd > 0
+        where quantity_kg > 0 and value_usd > 0 and {{window month}}
     ),
     monthly as (
         select hs8, month, median(usd_per_kg) as month_median, mad(usd_per_kg) as month_mad
@@ -89,6 +94,7 @@ PREPARE = {
         abs(uv.usd_per_kg - t.median_usd_per_kg)
             / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
     from uv join trailing_window t using (hs8, month)
+    where {{months uv.month}}
     """,
 }
 
@@ -102,7 +108,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         population_sql="""
             select f.hs8, f.unit_code, c.declared_unit_code, count(*) as rows
             from marts.fct_exports_monthly f left join marts.dim_commodity c using (hs8)
-            where c.hs8 is not null
+            where c.hs8 is not null and {months f.month}
             group by all""",
         expectations=(
             E("ExpectColumnPairValuesToBeEqual", column_A="unit_code", column_B="declared_unit_code"),
@@ -111,7 +117,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         ),
         sample_sql="""select f.month, f.hs8, f.partner_code, f.unit_code, c.declared_unit_code
             from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
-            where f.unit_code <> c.declared_unit_code limit 20""",
+            where f.unit_code <> c.declared_unit_code and {months f.month} limit 20""",
     ),
     QualityCheck(
         name="quantities_and_values_not_negative",
@@ -121,13 +127,13 @@ CHECKS: tuple[QualityCheck, ...] = (
         population_sql="""
             select hs8, min(quantity) as min_quantity, min(quantity_kg) as min_quantity_kg,
                    min(value_usd) as min_value_usd, min(value_cny) as min_value_cny
-            from marts.fct_exports_monthly group by hs8""",
+            from marts.fct_exports_monthly where {months month} group by hs8""",
         expectations=tuple(
             E("ExpectColumnValuesToBeBetween", column=c, min_value=0)
             for c in ("min_quantity", "min_quantity_kg", "min_value_usd", "min_value_cny")
         ),
         sample_sql="""select * from marts.fct_exports_monthly
-            where quantity < 0 or quantity_kg < 0 or value_usd < 0 or value_cny < 0 limit 20""",
+            where (quantity < 0 or quantity_kg < 0 or value_usd < 0 or value_cny < 0) and {months month} limit 20""",
     ),
     QualityCheck(
         name="no_kg_for_item_counted_codes",
@@ -137,10 +143,10 @@ CHECKS: tuple[QualityCheck, ...] = (
         population_sql="""
             select f.hs8, c.declared_unit_code, count(f.quantity_kg) as rows_with_kg
             from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
-            where not c.is_kg group by all""",
+            where not c.is_kg and {months f.month} group by all""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="rows_with_kg", min_value=0, max_value=0),),
         sample_sql="""select f.* from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
-            where not c.is_kg and f.quantity_kg is not null limit 20""",
+            where not c.is_kg and f.quantity_kg is not null and {months f.month} limit 20""",
     ),
     QualityCheck(
         name="unit_value_not_extreme",
@@ -190,7 +196,7 @@ CHECKS: tuple[QualityCheck, ...] = (
             select f.month, f.hs8, c.family, sum(f.value_usd) / sum(f.quantity_kg) as usd_per_kg,
                    c.usd_per_kg_min, c.usd_per_kg_max
             from marts.fct_exports_monthly f join marts.dim_commodity c using (hs8)
-            where c.usd_per_kg_min is not null and f.quantity_kg > 0 and f.value_usd > 0
+            where c.usd_per_kg_min is not null and f.quantity_kg > 0 and f.value_usd > 0 and {months f.month}
             group by all""",
         expectations=(
             E("ExpectColumnPairValuesAToBeGreaterThanB", column_A="usd_per_kg", column_B="usd_per_kg_min", or_equal=True),
@@ -205,6 +211,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         description="One row per month x hs8 x partner: no partner row duplicated.",
         population_sql="""
             select month, hs8, partner_code, count(*) as n from marts.fct_exports_monthly
+            where {months month}
             group by all having count(*) > 1""",
         expectations=(E("ExpectTableRowCountToEqual", value=0),),
     ),
@@ -222,11 +229,11 @@ CHECKS: tuple[QualityCheck, ...] = (
                        sum(quantity * unit_factor) filter (where declared_unit_code = '09') as kg,
                        sum(value) filter (where currency = 'USD') as usd,
                        sum(value) filter (where currency = 'CNY') as cny
-                from raw.customs_rows group by 1
+                from raw.customs_rows where {months period_start} group by 1
             ),
             stg_by_load as (
                 select load_id, count(*) as n, sum(quantity_kg) as kg, sum(value_usd) as usd, sum(value_cny) as cny
-                from staging.stg_gacc__customs_rows group by 1
+                from staging.stg_gacc__customs_rows where {months period_start} group by 1
             ),
             layer_raw_staging as (
                 select 'raw->staging' as layer, 'load ' || coalesce(r.load_id, s.load_id) as key,
@@ -240,7 +247,7 @@ CHECKS: tuple[QualityCheck, ...] = (
                 select *,
                     (case when regime_code is not null then 1 else 0 end) + (case when province_code is not null then 2 else 0 end) as lvl
                 from staging.stg_gacc__customs_rows
-                where flow = 'exports' and not is_cumulative
+                where flow = 'exports' and not is_cumulative and {months period_start}
             ),
             latest as (
                 -- written independently of the dbt models (aggregates and joins, not windows):
@@ -277,7 +284,7 @@ CHECKS: tuple[QualityCheck, ...] = (
             fct as (
                 select month, hs8, sum(source_row_count) as n, sum(quantity_kg) as kg,
                        sum(value_usd) as usd, sum(value_cny) as cny, count(*) as fct_rows
-                from marts.fct_exports_monthly group by all
+                from marts.fct_exports_monthly where {months month} group by all
             )
             select * from layer_raw_staging
             union all
@@ -301,9 +308,9 @@ CHECKS: tuple[QualityCheck, ...] = (
             select w.month, w.hs8,
                    abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
                    abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
-            from (select * from marts.export_growth_monthly where partner_iso3 = 'WLD') w
+            from (select * from marts.export_growth_monthly where partner_iso3 = 'WLD' and {growth_months month}) w
             full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
-                       from marts.export_growth_monthly where partner_iso3 <> 'WLD' group by all) p
+                       from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {growth_months month} group by all) p
               on w.month = p.month and w.hs8 = p.hs8""",
         expectations=(
             E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=0.01),
@@ -320,7 +327,7 @@ CHECKS: tuple[QualityCheck, ...] = (
             with held as (
                 -- only ranges whose every month is loaded can be compared
                 select c.* from marts.fct_exports_cumulative c
-                where c.quantity_kg is not null
+                where c.quantity_kg is not null and {overlaps c.period_start c.period_end}
                   and (select count(*) from marts.dim_month m where m.month between c.period_start and c.period_end and m.has_exports)
                       = datediff('month', c.period_start, c.period_end) + 1
             ),
@@ -330,6 +337,7 @@ CHECKS: tuple[QualityCheck, ...] = (
                 from held h
                 left join marts.fct_exports_monthly f
                   on f.hs8 = h.hs8 and f.partner_code = h.partner_code and f.month between h.period_start and h.period_end
+                  and {span:cumulative f.month}
                 group by all
             )
             select *, 100 * abs(monthly_sum_kg - cumulative_kg) / nullif(cumulative_kg, 0) as diff_pct from summed""",
@@ -342,7 +350,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         description=f"Where USD and CNY downloads are both loaded, the implied CNY per USD lies in {CNY_PER_USD[0]}-{CNY_PER_USD[1]} (CNY values summed as USD fail this).",
         population_sql="""
             select month, sum(value_cny) / sum(value_usd) as cny_per_usd, count(*) as rows
-            from marts.fct_exports_monthly where value_usd > 0 and value_cny > 0 group by month""",
+            from marts.fct_exports_monthly where value_usd > 0 and value_cny > 0 and {months month} group by month""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="cny_per_usd", min_value=CNY_PER_USD[0], max_value=CNY_PER_USD[1]),),
     ),
     QualityCheck(
@@ -362,13 +370,14 @@ CHECKS: tuple[QualityCheck, ...] = (
             ),
             held as (
                 select p.* from published p
-                where (select count(*) from marts.dim_month m where m.month between p.period_start and p.period_end and m.has_exports)
+                where {overlaps p.period_start p.period_end}
+                  and (select count(*) from marts.dim_month m where m.month between p.period_start and p.period_end and m.has_exports)
                       = datediff('month', p.period_start, p.period_end) + 1
             ),
             magnets as (
                 select f.month, f.partner_iso3, f.quantity_kg, coalesce(p.is_eu, false) as is_eu
                 from marts.fct_exports_monthly f left join marts.dim_partner p using (partner_code)
-                where f.hs8 = '85051110'
+                where f.hs8 = '85051110' and {span:published f.month}
             ),
             ours as (
                 select h.period_start, h.period_end, h.partner, h.quantity_t, h.source,
@@ -393,17 +402,19 @@ CHECKS: tuple[QualityCheck, ...] = (
         population_sql="""
             with series as (
                 select hs8, min(month) as first_month, max(month) as last_month, count(distinct month) as months_loaded
-                from marts.fct_exports_monthly group by hs8
+                from marts.fct_exports_monthly where {neighbourhood month} group by hs8
+                having bool_or({months month})
             )
             select hs8, strftime(first_month, '%Y-%m') as first_month, strftime(last_month, '%Y-%m') as last_month,
                    datediff('month', first_month, last_month) + 1 - months_loaded as gap_months
             from series""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="gap_months", min_value=0, max_value=0),),
         sample_sql="""
-            with series as (select hs8, min(month) as a, max(month) as b from marts.fct_exports_monthly group by hs8)
+            with loaded as (select distinct hs8, month from marts.fct_exports_monthly where {neighbourhood month}),
+            series as (select hs8, min(month) as a, max(month) as b from loaded group by hs8 having bool_or({months month}))
             select s.hs8, strftime(cast(m.range as date), '%Y-%m') as missing_month
             from series s, range(s.a, s.b + interval 1 month, interval 1 month) m
-            where not exists (select 1 from marts.fct_exports_monthly f where f.hs8 = s.hs8 and f.month = cast(m.range as date))
+            where not exists (select 1 from loaded f where f.hs8 = s.hs8 and f.month = cast(m.range as date))
             order by 1, 2 limit 20""",
     ),
     QualityCheck(
@@ -413,13 +424,14 @@ CHECKS: tuple[QualityCheck, ...] = (
         description=f"Each month of a code (with 4+ partners usually) has at least {MIN_PARTNER_SHARE:.0%} of its median number of partners.",
         population_sql="""
             with counts as (
-                select hs8, month, count(distinct partner_code) as partners from marts.fct_exports_monthly group by all
+                select hs8, month, count(distinct partner_code) as partners from marts.fct_exports_monthly
+                where {neighbourhood month} group by all
             )
             select hs8, strftime(month, '%Y-%m') as month, partners,
                    median(partners) over (partition by hs8) as usual_partners,
                    partners / median(partners) over (partition by hs8) as share_of_usual
             from counts
-            qualify median(partners) over (partition by hs8) >= 4""",
+            qualify median(partners) over (partition by hs8) >= 4 and {months month}""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="share_of_usual", min_value=MIN_PARTNER_SHARE),),
     ),
     QualityCheck(
@@ -434,6 +446,108 @@ CHECKS: tuple[QualityCheck, ...] = (
 )
 
 
+# --------------------------------------------------------------------------- what a gate run checks
+# A full build's gate checks every month. An incremental build's gate checks the months it rebuilt
+# (lib/incremental.py: Scope, since the last gate that passed), plus the months each check needs to
+# judge them. The queries above mark where: `{months X}` the rebuilt months, `{growth_months X}`
+# the months whose growth metrics were rebuilt, `{window X}` a rebuilt month and the 11 before it
+# (trailing 12-month medians), `{neighbourhood X}` 12 months either side (a code's series around
+# a rebuilt month: gaps, usual number of partners), `{overlaps A B}` periods A..B holding a rebuilt
+# month, `{span:NAME X}` the months those periods cover (SPANS). Every one is `true` in a full check.
+SPANS = {
+    "cumulative": "select min(period_start), max(period_end) from marts.fct_exports_cumulative where {overlaps period_start period_end}",
+    "published": """select min(s), max(e) from (
+        select cast(period_start || '-01' as date) as s, cast(period_end || '-01' as date) as e
+        from reference.published_figures where evidence = 'quoted' and hs_scope = '85051110' and quantity_t is not null)
+        where {overlaps s e}""",
+}
+_PLACEHOLDER = re.compile(r"\{(months|growth_months|window|neighbourhood|overlaps|span:\w+) ([^{}]+?)\}")
+WINDOW_BEFORE = 11  # the trailing 12-month window of the unit-value checks
+NEIGHBOURHOOD = 12
+
+
+def _shift(month: dt.date, n: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 + n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _around(months, before: int, after: int) -> list[dt.date]:
+    return sorted({_shift(m, k) for m in months for k in range(-before, after + 1)})
+
+
+def _in(column: str, months) -> str:
+    if not months:
+        return "false"
+    return f"{column} in (" + ", ".join(f"date '{m:%Y-%m-%d}'" for m in sorted(set(months))) + ")"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The months an incremental gate checks (lib/incremental.py builds it; None means every month)."""
+
+    months: tuple[dt.date, ...]
+    growth_months: tuple[dt.date, ...] = ()
+
+    def render(self, sql: str, spans: dict[str, tuple | None] | None = None) -> str:
+        def sub(match: re.Match) -> str:
+            kind, arg = match.group(1), match.group(2).strip()
+            if kind == "months":
+                return _in(arg, self.months)
+            if kind == "growth_months":
+                return _in(arg, self.growth_months)
+            if kind == "window":
+                return _in(arg, _around(self.months, WINDOW_BEFORE, 0))
+            if kind == "neighbourhood":
+                return _in(arg, _around(self.months, NEIGHBOURHOOD, NEIGHBOURHOOD))
+            if kind == "overlaps":
+                start, end = arg.split()
+                return "(" + " or ".join(f"({start} <= date '{m:%Y-%m-%d}' and {end} >= date '{m:%Y-%m-%d}')"
+                                         for m in self.months) + ")" if self.months else "false"
+            span = (spans or {}).get(kind.split(":", 1)[1])
+            if not span or span[0] is None:
+                return "false"
+            return f"{arg} between date '{span[0]:%Y-%m-%d}' and date '{span[1]:%Y-%m-%d}'"
+
+        return _PLACEHOLDER.sub(sub, sql)
+
+    def label(self) -> str:
+        return month_label(self.months)
+
+    def describe(self, check: "QualityCheck") -> str:
+        """Which months `check` looked at, in words (the gate's metadata)."""
+        sql = " ".join(filter(None, [check.population_sql, *(PREPARE[t] for t in check.requires)]))
+        months = month_label(self.months)
+        if "{growth_months" in sql:
+            return f"growth metrics of {month_label(self.growth_months)}"
+        if "{window" in sql:
+            return f"{months}, against the trailing 12 months ({month_label(_around(self.months, WINDOW_BEFORE, 0))})"
+        if "{neighbourhood" in sql:
+            return f"{months}, within the series {month_label(_around(self.months, NEIGHBOURHOOD, NEIGHBOURHOOD))}"
+        if "{overlaps" in sql:
+            return f"periods holding {months}"
+        if "{months" in sql:
+            return months
+        return "not by month"
+
+
+def render_full(sql: str) -> str:
+    """A query over every month: each placeholder is `true`."""
+    return _PLACEHOLDER.sub("true", sql)
+
+
+def month_label(months) -> str:
+    """'2023-11..2024-01, 2025-06' (dates or 'YYYY-MM-DD' strings)."""
+    ordered = sorted({dt.date.fromisoformat(m) if isinstance(m, str) else m for m in months})
+    out, i = [], 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == _shift(ordered[j], 1):
+            j += 1
+        out.append(f"{ordered[i]:%Y-%m}" if i == j else f"{ordered[i]:%Y-%m}..{ordered[j]:%Y-%m}")
+        i = j + 1
+    return ", ".join(out) or "none"
+
+
 @dataclass
 class CheckOutcome:
     check: QualityCheck
@@ -443,6 +557,7 @@ class CheckOutcome:
     failing_sample: list[dict]
     population_rows: int
     seconds: float
+    months_checked: str = "all months"
 
     @property
     def severity(self) -> str:
@@ -470,15 +585,21 @@ def run_checks(
     checks: tuple[QualityCheck, ...] = CHECKS,
     rejected_files: list[tuple[str, str]] | None = None,
     on_result: Callable[[CheckOutcome], None] | None = None,
+    scope: Scope | None = None,
 ) -> list[CheckOutcome]:
-    """Validate every check with GX (imported here: it takes seconds) and build data docs."""
+    """Validate every check with GX (imported here: it takes seconds) and build data docs.
+
+    `scope`: the months an incremental build rebuilt (see Scope); None checks every month.
+    """
     import time
 
     _disable_progress_bars()
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    def render(sql: str) -> str:
+        return render_full(sql) if scope is None else scope.render(sql, spans)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -501,14 +622,21 @@ def run_checks(
     con.execute("CREATE OR REPLACE TEMP TABLE _current_rejections (file_path VARCHAR, reason VARCHAR)")
     if rejected_files:
         con.executemany("INSERT INTO _current_rejections VALUES (?, ?)", rejected_files)
+    spans: dict[str, tuple | None] = {}
+    if scope is not None:
+        used = " ".join(c.population_sql + (c.sample_sql or "") for c in checks)
+        for name, sql in SPANS.items():
+            if "{span:" + name in used:
+                spans[name] = con.execute(scope.render(sql)).fetchone()
     prepared: set[str] = set()
+    docs: list = []  # validation results and suites, rendered into data docs once at the end
     for check in checks:
         started = time.perf_counter()
         for table in check.requires:
             if table not in prepared:
-                con.execute(PREPARE[table])
+                con.execute(render(PREPARE[table]))
                 prepared.add(table)
-        sql = check.population_sql
+        sql = render(check.population_sql)
         try:
             frame = con.execute(sql).df()
         except duckdb.Error as exc:
@@ -518,15 +646,10 @@ def run_checks(
         for expectation in check.expectations:
             suite.add_expectation(getattr(gx.expectations, expectation.type)(**expectation.kwargs))
         validation = context.validation_definitions.add(gx.ValidationDefinition(name=check.name, data=batch_definition, suite=suite))
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"gate_{check.name}",
-                validation_definitions=[validation],
-                actions=[UpdateDataDocsAction(name="docs", site_names=site_names)] if site_names else [],
-            )
-        )
+        checkpoint = context.checkpoints.add(gx.Checkpoint(name=f"gate_{check.name}", validation_definitions=[validation]))
         run = checkpoint.run(batch_parameters={"dataframe": frame})
-        validation_result = next(iter(run.run_results.values()))
+        result_id, validation_result = next(iter(run.run_results.items()))
+        docs += [result_id, ExpectationSuiteIdentifier(name=check.name)]
         results = [
             {
                 "expectation": r.expectation_config.type,
@@ -542,13 +665,17 @@ def run_checks(
         if not passed:
             sample_sql = check.sample_sql
             if sample_sql:
-                sample = con.execute(sample_sql).df().head(20).to_dict("records")
+                sample = con.execute(render(sample_sql)).df().head(20).to_dict("records")
             else:
                 sample = frame.head(20).to_dict("records") if check.expectations[0].type == "ExpectTableRowCountToEqual" else _failing_rows(frame, check)
-        outcome = CheckOutcome(check, passed, observed, results, sample, len(frame), time.perf_counter() - started)
+        outcome = CheckOutcome(check, passed, observed, results, sample, len(frame), time.perf_counter() - started,
+                               "all months" if scope is None else scope.describe(check))
         outcomes.append(outcome)
         if on_result:
             on_result(outcome)
+    if site_names and docs:
+        # one data-docs build for the whole gate (a build per checkpoint re-renders the index each time)
+        context.build_data_docs(site_names=site_names, resource_identifiers=docs)
     return outcomes
 
 

@@ -1,9 +1,11 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key=['period_start'],
+    unique_key='period_start',
     on_schema_change='fail'
 ) }}
+-- unique_key is one column, not a list: dbt-duckdb then deletes the months rebuilt with IN (a
+-- semi-join) rather than DELETE ... USING, a join that pairs every old row of a month with every new one.
 -- Every loaded fact with the period it was the latest word on its key.
 -- GACC's rule is that the latest release prevails: a later load with the same key
 -- (flow, period, hs8, partner, regime, province, currency) supersedes the earlier one.

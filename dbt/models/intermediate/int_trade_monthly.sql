@@ -1,9 +1,11 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key=['month'],
+    unique_key='month',
     on_schema_change='fail'
 ) }}
+-- unique_key is one column, not a list: dbt-duckdb then deletes the months rebuilt with IN (a
+-- semi-join) rather than DELETE ... USING, a join that pairs every old row of a month with every new one.
 -- Monthly (non-cumulative) trade per flow x month x hs8 x partner, summed over the
 -- optional dimensions (regime, province) and with USD and CNY combined side by side.
 --

@@ -1,9 +1,11 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key=['month'],
+    unique_key='month',
     on_schema_change='fail'
 ) }}
+-- unique_key is one column, not a list: dbt-duckdb then deletes the months rebuilt with IN (a
+-- semi-join) rather than DELETE ... USING, a join that pairs every old row of a month with every new one.
 -- Growth metrics per month x HS8 x partner (ISO3), plus the world ('WLD').
 --
 -- Comparisons are against the calendar month (month - 1 month, month - 12 months), never

@@ -1,9 +1,11 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key=['month'],
+    unique_key='month',
     on_schema_change='fail'
 ) }}
+-- unique_key is one column, not a list: dbt-duckdb then deletes the months rebuilt with IN (a
+-- semi-join) rather than DELETE ... USING, a join that pairs every old row of a month with every new one.
 -- China's exports per month x HS8 x GACC partner: the latest release, kg and USD.
 -- Incremental: a build after new loads replaces just the months they touch.
 select
