@@ -1,12 +1,44 @@
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_duckdb import DuckDBResource
 
 from ..lib import warehouse
 from ..lib.settings import Settings, export_to_environ
+
+# Imported by a step that runs late in the build, and slow to import (seconds): a run that will
+# need them imports them in a background thread from its start, while this process mostly waits
+# for the ingest's DuckDB statements and the dbt subprocess. The step's own `import` then finds
+# the module loaded (or waits for the import in progress: Python's per-module import lock).
+PREFETCH = {
+    "quality_gate": ("great_expectations",),  # ~2 s
+    "serving__analyst_report": ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.ticker"),  # ~0.4 s
+}
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the step imports it again and reports the error where it belongs
+            return
+
+
+def prefetch_imports(step_keys: list[str] | None) -> threading.Thread | None:
+    """Start importing, in a daemon thread, the slow modules of the steps `step_keys` (None: all)."""
+    names = tuple(
+        name for step, modules in PREFETCH.items() if step_keys is None or step in step_keys for name in modules
+    )
+    if not names:
+        return None
+    thread = threading.Thread(target=_import_quietly, args=(names,), name="prefetch-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 class WarehouseResource(ConfigurableResource):
@@ -15,6 +47,12 @@ class WarehouseResource(ConfigurableResource):
     Paths come from $WAREHOUSE_PATH and $CUSTOMS_LANDING_DIR when the run starts (not when the
     code location loads), so a test or a user can point a run at another warehouse.
     """
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Once per run with the in-process executor, when the run starts.
+        run = context.dagster_run
+        if run is not None:
+            prefetch_imports(run.step_keys_to_execute)
 
     def settings(self) -> Settings:
         return export_to_environ()
