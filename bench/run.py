@@ -519,7 +519,8 @@ def main() -> int:
         kept_pool.rename(out / "pool")
     problems: list[str] = []
     results: dict = {"scale": {"name": name, **scale.__dict__}, "machine": machine(), "problems": problems,
-                     "env": {k: os.environ[k] for k in ("BENCH_HISTORY", "BENCH_SKIP") if os.environ.get(k)}}
+                     "env": {k: os.environ[k] for k in ("BENCH_HISTORY", "BENCH_SKIP", "CUSTOMS_DUCKDB_MEMORY_LIMIT",
+                                                           "CUSTOMS_DUCKDB_THREADS") if os.environ.get(k)}}
 
     def say(text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
