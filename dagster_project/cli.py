@@ -11,6 +11,7 @@ Exit status: 0 when the build succeeded and nothing was rejected; 1 otherwise; 2
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import shutil
@@ -254,4 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Tearing down Dagster's and dbt's millions of objects one by one at exit takes ~2 s per
+    # build; frozen objects are skipped by the collector (exit handlers still run).
+    gc.freeze()
+    sys.exit(status)
