@@ -1,3 +1,4 @@
+import hashlib
 import importlib.metadata
 from graphlib import TopologicalSorter
 import json
@@ -101,14 +102,30 @@ def _target_path(context: AssetExecutionContext) -> Path:
     return base / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
 
 
+PARTIAL_PARSE_CACHES = 20  # warehouses whose dbt parse state is kept (tests and benchmarks make many)
+
+
 def _partial_parse_cache(settings: Settings) -> Path:
-    """dbt's partial-parse state for this warehouse.
+    """dbt's partial-parse state for this warehouse, kept in the dbt target folder.
 
     The profile holds the warehouse path, and a profile that differs from the one `make
     manifest` parsed with makes dbt parse the whole project again; so each warehouse keeps the
-    state of its own last build (beside it: `make clean` removes it with the warehouse).
+    state of its own last build, under a hash of its path (the most recent few are kept).
     """
-    return settings.warehouse_path.with_name(settings.warehouse_path.name + ".dbt_partial_parse.msgpack")
+    base = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    base = base if base.is_absolute() else dbt_project.project_dir / base
+    key = hashlib.sha256(str(settings.working_path).encode()).hexdigest()[:16]
+    return base / "partial_parse_by_warehouse" / f"{key}.msgpack"
+
+
+def _keep_partial_parse(parsed: Path, cache: Path) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    shutil.copyfile(parsed, tmp)
+    os.replace(tmp, cache)
+    kept = sorted(cache.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[PARTIAL_PARSE_CACHES:]:
+        old.unlink(missing_ok=True)
 
 
 def _discard_spill_files(settings: Settings) -> None:
@@ -122,6 +139,10 @@ def _discard_spill_files(settings: Settings) -> None:
         for leftover in spill.iterdir():
             if leftover.is_file():
                 leftover.unlink(missing_ok=True)
+        try:
+            spill.rmdir()  # DuckDB creates it again when it spills
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -186,7 +207,10 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     cache = _partial_parse_cache(settings)
     if cache.exists():
         target_path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cache, target_path / "partial_parse.msgpack")
+        try:
+            shutil.copyfile(cache, target_path / "partial_parse.msgpack")
+        except OSError:  # pruned meanwhile: dbt parses the whole project
+            pass
     with _environ(dbt_env(variables)):
         invocation = _lean(dbt).cli(args, context=context, raise_on_error=False, target_path=target_path)
     # Collect the events first: row counts and previews are read from DuckDB once dbt has
@@ -195,9 +219,10 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     succeeded = invocation.is_successful()
     parsed = target_path / "partial_parse.msgpack"
     if parsed.exists():
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        shutil.copyfile(parsed, tmp)
-        os.replace(tmp, cache)
+        try:
+            _keep_partial_parse(parsed, cache)
+        except OSError as exc:  # a cache: never fails a build (another build may be pruning it)
+            context.log.warning(f"could not keep dbt's parse state: {exc}")
 
     checks = [e for e in events if isinstance(e, AssetCheckResult)]
     with wh.connect_working(settings) as con:
