@@ -517,6 +517,8 @@ class Scope:
         """Which months `check` looked at, in words (the gate's metadata)."""
         sql = " ".join(filter(None, [check.population_sql, *(PREPARE[t] for t in check.requires)]))
         months = month_label(self.months)
+        if not self.months and not self.growth_months and _PLACEHOLDER.search(sql):
+            return "none (no month rebuilt since the last gate that passed)"
         if "{growth_months" in sql:
             return f"growth metrics of {month_label(self.growth_months)}"
         if "{window" in sql:
