@@ -275,4 +275,12 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     if not succeeded:
         # BI readers keep the last good marts, but learn that this run failed and why.
         wh.publish_audit_only(settings)
-        raise invocation.get_error() or RuntimeError("dbt build failed")
+        error = invocation.get_error() or RuntimeError("dbt build failed")
+        if "Out of Memory Error" in str(error):
+            limit = os.environ.get("CUSTOMS_DUCKDB_MEMORY_LIMIT", "1GB")
+            raise RuntimeError(
+                f"dbt ran out of DuckDB memory (CUSTOMS_DUCKDB_MEMORY_LIMIT={limit}, spilling to {settings.working_path}.tmp): "
+                "raise the limit, e.g. CUSTOMS_DUCKDB_MEMORY_LIMIT=8GB make run; a national-size warehouse "
+                "(~50M rows) needs more than the default 1GB (see README, 'Size and memory')"
+            ) from error
+        raise error

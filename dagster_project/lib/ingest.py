@@ -686,7 +686,7 @@ def ingest_landing(
     if batch is None:
         batch = os.environ.get("CUSTOMS_INGEST_BATCH", "1") != "0"
     report = IngestReport()
-    load_reference_tables(con, seeds_dir)
+    references_loaded = False
     loader = FileLoader(con, staging_dir, today or dt.date.today(), run_id)
     batcher = BatchLoader(con, loader, staging_dir, loader.today, run_id)
     loaded = _Loaded(con)
@@ -703,6 +703,12 @@ def ingest_landing(
                 yield c, exc
 
     def flush() -> None:
+        nonlocal references_loaded
+        if not pending:
+            return
+        if not references_loaded:  # only when there is something to load: a run with nothing new stays cheap
+            load_reference_tables(con, seeds_dir)
+            references_loaded = True
         outcomes = batcher.load(pending) if batch else one_by_one(pending)
         for c, outcome in outcomes:
             if isinstance(outcome, LoadResult):

@@ -1,0 +1,39 @@
+"""DuckDB's memory limit (CUSTOMS_DUCKDB_MEMORY_LIMIT): a build that runs out says which setting to raise."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import DagsterInstance
+
+from gacc_files import copy_sample
+
+
+def _build(workspace, run_config=None):
+    from dagster_project.definitions import defs
+
+    os.environ["CUSTOMS_LANDING_DIR"] = str(workspace.landing)
+    os.environ["WAREHOUSE_PATH"] = str(workspace.warehouse)
+    with DagsterInstance.ephemeral() as instance:
+        return defs.resolve_job_def("build_warehouse").execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+
+
+def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace, monkeypatch):
+    copy_sample(workspace.landing)
+    assert _build(workspace).success
+    marts_sql = "SELECT * FROM marts.export_growth_monthly ORDER BY ALL"
+    served = workspace.query(marts_sql)
+
+    # nothing new to load, so only dbt's full refresh needs memory: far too little of it
+    monkeypatch.setenv("CUSTOMS_DUCKDB_MEMORY_LIMIT", "24MB")
+    result = _build(workspace, {"ops": {"customs_dbt_models": {"config": {"full_refresh": True}}}})
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["customs_dbt_models"]
+    message = failures[0].step_failure_data.error.cause.message if failures[0].step_failure_data.error.cause else ""
+    message = message or failures[0].step_failure_data.error.message
+    assert "dbt ran out of DuckDB memory (CUSTOMS_DUCKDB_MEMORY_LIMIT=24MB" in message
+    assert "CUSTOMS_DUCKDB_MEMORY_LIMIT=8GB make run" in message
+    assert workspace.query(marts_sql) == served  # BI readers keep the last good marts
