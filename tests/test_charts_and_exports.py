@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -346,3 +347,33 @@ def test_build_static_docs_needs_both_documents(tmp_path):
     with pytest.raises(FileNotFoundError, match="catalog.json"):
         build_static_docs(target, tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def test_export_marts_rewrites_only_what_changed(ro, warehouse, tmp_path):
+    """Unchanged tables and years are kept (their files untouched); a changed year is rewritten."""
+    out = tmp_path / "parquet"
+    first = export_marts(ro, out, partition_threshold_rows=20)
+    assert all(i.reused == 0 for i in first.values())
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()}
+
+    again = export_marts(ro, out, partition_threshold_rows=20)
+    assert all(i.reused == i.files for i in again.values())
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()} == stamps
+
+    # change one row of 2025 in a copy of the warehouse: only fct_exports_monthly's year=2025 is rewritten
+    copy = tmp_path / "changed.duckdb"
+    shutil.copyfile(warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute("""UPDATE marts.fct_exports_monthly SET quantity_kg = quantity_kg + 1
+                       WHERE (month, hs8, partner_code) = (SELECT (month, hs8, partner_code) FROM marts.fct_exports_monthly
+                                                            WHERE year(month) = 2025 ORDER BY ALL LIMIT 1)""")
+        changed = export_marts(con, out, partition_threshold_rows=20)
+        after = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()}
+        rewritten = sorted(str(p.relative_to(out).parent) for p in after if after[p] != stamps.get(p))
+        assert rewritten == ["fct_exports_monthly.parquet/year=2025"], rewritten
+        assert changed["fct_exports_monthly"].reused == changed["fct_exports_monthly"].files - 1
+        _assert_round_trip(con, changed)
+    finally:
+        con.close()
+    _no_temp_files(out)

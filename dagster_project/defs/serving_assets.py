@@ -56,7 +56,7 @@ def _served_reader(warehouse: WarehouseResource) -> duckdb.DuckDBPyConnection:
     deps=[served_warehouse],
     group_name="serving",
     kinds={"parquet", "duckdb"},
-    description="Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot open DuckDB.",
+    description="Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot open DuckDB. Tables and years whose rows did not change are kept as they are.",
 )
 def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     from ..lib.parquet_export import export_marts
@@ -75,6 +75,9 @@ def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource
                           for i in exported.values())
             ),
             "dagster/row_count": sum(i.rows for i in exported.values()),
+            # unchanged tables and years are kept: after an increment, only the rebuilt years are written
+            "files_written": sum(i.files - i.reused for i in exported.values()),
+            "files_kept_unchanged": sum(i.reused for i in exported.values()),
         }
     )
 

@@ -15,10 +15,18 @@ for a file; for a directory (or when a file becomes a directory or the reverse) 
 output is renamed aside, the new one renamed in, and the old one deleted. A reader
 therefore sees either the previous export of a table or the new one, never a half-written
 file. Outputs of tables that no longer exist are left alone.
+
+Outputs are reused when their rows did not change: each file carries, in its Parquet
+key-value metadata, a fingerprint of the rows it holds (count and order-independent sum
+of row hashes, with the column names and types), per year for partitioned tables. An
+export then rewrites only the tables, or the years, whose fingerprint differs: after an
+incremental build that is the year or two of the rebuilt months, not ten years of data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -28,6 +36,8 @@ from pathlib import Path
 import duckdb
 
 SCHEMA = "marts"
+FINGERPRINT_KEY = "customs_fingerprints"
+_WRITER = "parquet_export/2"  # bump when the way files are written changes: every output is rewritten
 _MONTH_TYPES = ("DATE", "TIMESTAMP")  # TIMESTAMP WITH TIME ZONE, TIMESTAMP_NS ... start with this
 
 
@@ -38,8 +48,9 @@ class ExportInfo:
     path: Path  # the .parquet file, or the .parquet directory when partitioned
     partitioned: bool
     partition_column: str | None  # hive key of the partitioned directory (normally "year")
-    files: int  # parquet files written
+    files: int  # parquet files in the output
     bytes: int  # their total size
+    reused: int = 0  # of those files, how many were kept because their rows had not changed
 
 
 def quote_ident(name: str) -> str:
@@ -118,6 +129,35 @@ def _files_and_bytes(path: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
+def _fingerprints(con, relation: str, columns: list[tuple[str, str]], by_year: bool) -> dict[str, str]:
+    """{"*": fp} for the whole table, or {"2024": fp, ...} per year of `month`."""
+    shape = _WRITER + "|" + "|".join(f"{n}:{t}" for n, t in columns)
+    group = f"year({quote_ident('month')})" if by_year else "'*'"
+    rows = con.execute(
+        f"SELECT {group} AS k, count(*), sum(hash(t)) FROM {relation} t GROUP BY 1"
+    ).fetchall()
+    return {str(k): hashlib.sha256(f"{shape}|{n}|{h}".encode()).hexdigest()[:32] for k, n, h in rows}
+
+
+def _stored_fingerprints(con, parquet: Path) -> dict[str, str]:
+    try:
+        rows = con.execute(
+            "SELECT value FROM parquet_kv_metadata($p) WHERE decode(key) = $k", {"p": str(parquet), "k": FINGERPRINT_KEY}
+        ).fetchall()
+        return json.loads(bytes(rows[0][0]).decode()) if rows else {}
+    except (duckdb.Error, ValueError):
+        return {}  # not ours, damaged or unreadable: written again
+
+
+def _copy(con, query: str, target: Path, partition_column: str | None, fingerprints: dict[str, str]) -> int:
+    metadata = quote_literal(json.dumps(fingerprints, sort_keys=True))
+    options = f"FORMAT parquet, KV_METADATA {{{FINGERPRINT_KEY}: {metadata}}}"
+    if partition_column:
+        options += f", PARTITION_BY ({quote_ident(partition_column)})"
+    written = con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({options})").fetchone()
+    return written[0] if written is not None else -1
+
+
 def export_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -135,33 +175,59 @@ def export_table(
     order_by = ", ".join(quote_ident(name) for name, _ in columns)
     month_type = next((t.upper() for name, t in columns if name == "month"), None)
     partitioned = rows > partition_threshold_rows and month_type is not None and month_type.startswith(_MONTH_TYPES)
+    partition_column = _partition_column(columns) if partitioned else None
+    fingerprints = _fingerprints(con, relation, columns, by_year=partitioned)
 
     dest = out_dir / f"{table}.parquet"
+    info = lambda reused: ExportInfo(  # noqa: E731
+        table=table, rows=rows, path=dest, partitioned=partitioned, partition_column=partition_column,
+        files=_files_and_bytes(dest)[0], bytes=_files_and_bytes(dest)[1], reused=reused,
+    )
+    if not partitioned and dest.is_file() and _stored_fingerprints(con, dest) == fingerprints:
+        return info(reused=1)
+    if partitioned and dest.is_dir() and not dest.is_symlink():
+        return _update_years(con, relation, order_by, dest, partition_column, fingerprints, info)
+
     tmp = _tmp_sibling(dest, "tmp")
-    partition_column = None
     try:
         if partitioned:
-            partition_column = _partition_column(columns)
-            query = (
-                f"SELECT *, year({quote_ident('month')}) AS {quote_ident(partition_column)} "
-                f"FROM {relation} ORDER BY {order_by}"
-            )
-            options = f"FORMAT parquet, PARTITION_BY ({quote_ident(partition_column)})"
+            query = (f"SELECT *, year({quote_ident('month')}) AS {quote_ident(partition_column)} "
+                     f"FROM {relation} ORDER BY {order_by}")
         else:
             query = f"SELECT * FROM {relation} ORDER BY {order_by}"
-            options = "FORMAT parquet"
-        written = con.execute(f"COPY ({query}) TO {quote_literal(str(tmp))} ({options})").fetchone()
-        if written is not None and written[0] != rows:
-            raise RuntimeError(f"{schema}.{table}: counted {rows} rows but COPY wrote {written[0]}")
-        files, size = _files_and_bytes(tmp)
+        written = _copy(con, query, tmp, partition_column, fingerprints)
+        if written not in (-1, rows):
+            raise RuntimeError(f"{schema}.{table}: counted {rows} rows but COPY wrote {written}")
         _swap_in(tmp, dest)
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
-    return ExportInfo(
-        table=table, rows=rows, path=dest, partitioned=partitioned,
-        partition_column=partition_column, files=files, bytes=size,
-    )
+    return info(reused=0)
+
+
+def _update_years(con, relation, order_by, dest: Path, partition_column: str, fingerprints: dict[str, str], info):
+    """Rewrite only the year directories whose rows changed; drop years the table no longer has."""
+    reused = 0
+    for year, fingerprint in sorted(fingerprints.items()):
+        year_dir = dest / f"{partition_column}={year}"
+        files = sorted(year_dir.glob("*.parquet")) if year_dir.is_dir() else []
+        if files and all(_stored_fingerprints(con, f).get(year) == fingerprint for f in files):
+            reused += len(files)
+            continue
+        tmp = _tmp_sibling(dest, "tmp")
+        try:
+            query = (f"SELECT *, year({quote_ident('month')}) AS {quote_ident(partition_column)} FROM {relation} "
+                     f"WHERE year({quote_ident('month')}) = {int(year)} ORDER BY {order_by}")
+            _copy(con, query, tmp, partition_column, fingerprints)
+            _swap_in(tmp / year_dir.name, year_dir)
+        finally:
+            if tmp.exists():
+                _remove(tmp)
+    wanted = {f"{partition_column}={year}" for year in fingerprints}
+    for entry in dest.iterdir():
+        if entry.name not in wanted:  # a year the table no longer has, or another layout's leftovers
+            _remove(entry)
+    return info(reused=reused)
 
 
 def export_marts(
