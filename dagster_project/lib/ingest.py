@@ -110,6 +110,9 @@ CREATE OR REPLACE TEMP MACRO gacc_text(x) AS
          ELSE trim(regexp_replace(replace(x, '{nbsp}', ' '), '\s+', ' ', 'g')) END;
 """
 
+# The platform's "no value" tokens as a SQL list, for `x IN (...)`.
+NULL_TOKENS_SQL = ", ".join("'" + t.replace("'", "''") + "'" for t in fmt.NULL_TOKENS)
+
 _REFERENCE_TABLES = {
     "_unit_alias": ("gacc_unit_aliases.csv", "SELECT DISTINCT lower(trim(alias)) AS alias, unit_code"),
     "_unit": ("gacc_units.csv", "SELECT unit_code, unit_name_zh, unit_name_en, base_unit_code, "
@@ -121,8 +124,7 @@ _REFERENCE_TABLES = {
 
 def load_reference_tables(con: duckdb.DuckDBPyConnection, seeds_dir: Path = SEEDS_DIR) -> None:
     """The unit, commodity and partner lists the gate checks against (the same CSVs dbt seeds)."""
-    null_tokens = ", ".join("'" + t.replace("'", "''") + "'" for t in fmt.NULL_TOKENS)
-    con.execute(_MACROS_SQL.replace("{null_tokens}", null_tokens).replace("{nbsp}", "\u00a0"))
+    con.execute(_MACROS_SQL.replace("{null_tokens}", NULL_TOKENS_SQL).replace("{nbsp}", "\u00a0"))
     for table, (filename, select) in _REFERENCE_TABLES.items():
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS {select} FROM read_csv($path, header=true, all_varchar=true)",
@@ -695,13 +697,6 @@ def ingest_landing(
     }
     pending: list[Candidate] = []
 
-    def one_by_one(candidates):
-        for c in candidates:
-            try:
-                yield c, loader.load(c.lf, landing_dir, c.sha, generation=c.generation)
-            except Exception as exc:  # noqa: BLE001 (sorted out below)
-                yield c, exc
-
     def flush() -> None:
         nonlocal references_loaded
         if not pending:
@@ -709,7 +704,7 @@ def ingest_landing(
         if not references_loaded:  # only when there is something to load: a run with nothing new stays cheap
             load_reference_tables(con, seeds_dir)
             references_loaded = True
-        outcomes = batcher.load(pending) if batch else one_by_one(pending)
+        outcomes = batcher.load(pending, batched=batch)
         for c, outcome in outcomes:
             if isinstance(outcome, LoadResult):
                 loaded.add(c.lf.rel, c.sha, outcome.period_source, outcome.period_start, outcome.period_end)

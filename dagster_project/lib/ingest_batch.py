@@ -27,6 +27,7 @@ import duckdb
 from . import gacc_format as fmt
 from .ingest import (
     FLOWS,
+    NULL_TOKENS_SQL,
     TEXT_SUFFIXES,
     LandingFile,
     LoadResult,
@@ -106,11 +107,8 @@ _BROWS_DDL = """CREATE OR REPLACE TEMP TABLE _brows (
     quantity2 DECIMAL(18, 4), unit2 VARCHAR, value DECIMAL(18, 4), unknown_partner BOOLEAN)"""
 ROW_COLUMNS = ", ".join(re.findall(r"(\w+) (?:INT|BIGINT|BOOLEAN|DATE|VARCHAR|DECIMAL)\b", _BROWS_DDL))
 
-_TOKENS = ", ".join("'" + t.replace("'", "''") + "'" for t in fmt.NULL_TOKENS)
-
-
 def _null_token(text: str) -> str:
-    return f"coalesce({text} IN ({_TOKENS}), true)"
+    return f"coalesce({text} IN ({NULL_TOKENS_SQL}), true)"
 
 
 def _not_plain(text: str) -> str:
@@ -220,16 +218,21 @@ class BatchLoader:
         self.run_id = run_id
         self._gid = 0
 
-    def load(self, candidates: list[Candidate]):
-        """Yield (candidate, LoadResult | Exception) in the candidates' order."""
+    def load(self, candidates: list[Candidate], batched: bool = True):
+        """Yield (candidate, LoadResult | Exception) in the candidates' order.
+
+        `batched=False` sends every file through the per-file gate (CUSTOMS_INGEST_BATCH=0).
+        """
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.con.execute(_BROWS_DDL)
-            self.con.execute("CREATE OR REPLACE TEMP TABLE _bmeta (gid INT, fid INT, staged VARCHAR, name_start DATE, "
-                             "name_end DATE, first_rowid BIGINT)")
-            ready = [c for c in candidates if _prepare(c, self.staging_dir, self.today)]
-            for _, group in itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns):
-                self._check_group(list(group))
+            if batched:
+                self.con.execute(_BROWS_DDL)
+                self.con.execute("CREATE OR REPLACE TEMP TABLE _bmeta (gid INT, fid INT, staged VARCHAR, "
+                                 "name_start DATE, name_end DATE, first_rowid BIGINT)")
+                ready = [c for c in candidates if _prepare(c, self.staging_dir, self.today)]
+                by_columns = itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)
+                for _, group in by_columns:
+                    self._check_group(list(group))
             yield from self._insert_in_order(candidates)
         finally:
             for c in candidates:

@@ -179,10 +179,11 @@ def export_table(
     fingerprints = _fingerprints(con, relation, columns, by_year=partitioned)
 
     dest = out_dir / f"{table}.parquet"
-    info = lambda reused: ExportInfo(  # noqa: E731
-        table=table, rows=rows, path=dest, partitioned=partitioned, partition_column=partition_column,
-        files=_files_and_bytes(dest)[0], bytes=_files_and_bytes(dest)[1], reused=reused,
-    )
+    def info(reused: int) -> ExportInfo:
+        files, size = _files_and_bytes(dest)
+        return ExportInfo(table=table, rows=rows, path=dest, partitioned=partitioned,
+                          partition_column=partition_column, files=files, bytes=size, reused=reused)
+
     if not partitioned and dest.is_file() and _stored_fingerprints(con, dest) == fingerprints:
         return info(reused=1)
     if partitioned and dest.is_dir() and not dest.is_symlink():
