@@ -88,3 +88,34 @@ def test_a_bad_file_in_a_batch_is_found_and_the_others_still_go_together(tmp_pat
     assert "negative" in reasons["exports/202506.csv"] and "row 3" in reasons["exports/202506.csv"]
     assert [r.file_path for r in report.loaded] == [f"exports/2025{m:02d}.csv" for m in (1, 2, 3, 5, 7, 8)]
     assert report.batched == 6 and len(rows) == 36
+
+
+def test_a_failure_while_the_next_batch_is_transcoding_leaves_nothing_staged(tmp_path, monkeypatch):
+    """The next batch is transcoded in a thread while one loads; a crash of the load cleans both up."""
+    monkeypatch.setattr(ingest_batch, "BATCH_FILES", 2)
+    landing = tmp_path / "landing"
+    for month in range(1, 7):
+        write_extract(landing / "exports" / f"magnets_2025{month:02d}.csv", [magnet_row(f"2025{month:02d}", "502", 1000 * month, 50_000 * month)],
+                      mtime=1_750_000_000 + month)
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "warehouse.duckdb")
+    ensure_working_copy(settings)
+    loads = []
+    real_load = ingest_batch.BatchLoader.load
+
+    def load_then_crash(self, candidates, batched=True, ready=None):
+        loads.append([c.lf.rel for c in candidates])
+        if len(loads) == 2:
+            raise RuntimeError("disk full")
+        yield from real_load(self, candidates, batched, ready)
+
+    monkeypatch.setattr(ingest_batch.BatchLoader, "load", load_then_crash)
+    con = duckdb.connect(str(settings.working_path))
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            ingest_landing(con, landing, settings.staging_dir, today=TODAY)
+        # the first batch loaded, in order; the third was queued (transcoded) when the second failed
+        assert con.execute("SELECT list(file_path ORDER BY load_seq) FROM raw.customs_loads").fetchone()[0] == loads[0]
+    finally:
+        con.close()
+    assert loads[0] == ["exports/magnets_202501.csv", "exports/magnets_202502.csv"]
+    assert not settings.staging_dir.exists() or list(settings.staging_dir.iterdir()) == []

@@ -13,6 +13,8 @@ import datetime as dt
 import hashlib
 import os
 import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -696,15 +698,28 @@ def ingest_landing(
         (r[0], r[1], r[2]) for r in con.execute("SELECT file_path, file_sha256, reason FROM audit.rejected_files").fetchall()
     }
     pending: list[Candidate] = []
+    # Batches on their way in, oldest first, each with its transcoding running in a thread: while
+    # DuckDB loads one batch, the next one is transcoded (DuckDB releases the GIL as it executes).
+    queued: deque[tuple[list[Candidate], Future | None]] = deque()
+    transcoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-transcode") if batch else None
 
-    def flush() -> None:
+    def queue_pending() -> None:
+        if pending:
+            files = list(pending)
+            pending.clear()
+            queued.append((files, transcoder.submit(batcher.prepare, files) if transcoder else None))
+
+    def load_oldest() -> None:
         nonlocal references_loaded
-        if not pending:
-            return
+        files, preparing = queued.popleft()
         if not references_loaded:  # only when there is something to load: a run with nothing new stays cheap
             load_reference_tables(con, seeds_dir)
             references_loaded = True
-        outcomes = batcher.load(pending, batched=batch)
+        try:
+            ready = preparing.result() if preparing else None
+            outcomes = list(batcher.load(files, batched=batch, ready=ready))
+        finally:
+            batcher.discard_staged(files)  # BatchLoader.load does too, unless it failed before starting
         for c, outcome in outcomes:
             if isinstance(outcome, LoadResult):
                 loaded.add(c.lf.rel, c.sha, outcome.period_source, outcome.period_start, outcome.period_end)
@@ -718,34 +733,49 @@ def ingest_landing(
             if not isinstance(outcome, Rejected):
                 raise outcome
             _record_rejection(con, report, recorded_rejections, Rejection(c.lf.rel, c.sha, str(outcome)), run_id)
-        pending.clear()
+
+    def flush() -> None:
+        queue_pending()
+        while queued:
+            load_oldest()
 
     wanted = set(only) if only is not None else None
-    for lf in discover(landing_dir):
-        if wanted is not None and lf.rel not in wanted:
-            continue
-        refusal = refuse_before_reading(lf, landing_dir)
-        if refusal is not None:
-            _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
-            continue
-        try:
-            sha = sha256_of(lf.path)
-        except OSError as exc:
-            report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
-            continue
-        if any(c.sha == sha for c in pending):
-            flush()  # whether this is a repeat depends on how the earlier copy loads
-        same = loaded.same_download(lf, sha)
-        if same is not None:
-            report.skipped.append(lf.rel)
-            if same != lf.rel:
-                report.duplicate_of[lf.rel] = same
-            continue
-        generation = loaded.times.get((lf.rel, sha), 0)
-        pending.append(Candidate(lf, sha, generation, load_id_for(lf.rel, sha, generation)))
-        if len(pending) >= BATCH_FILES:
-            flush()
-    flush()
+    try:
+        for lf in discover(landing_dir):
+            if wanted is not None and lf.rel not in wanted:
+                continue
+            refusal = refuse_before_reading(lf, landing_dir)
+            if refusal is not None:
+                _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
+                continue
+            try:
+                sha = sha256_of(lf.path)
+            except OSError as exc:
+                report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
+                continue
+            if any(c.sha == sha for c in pending) or any(c.sha == sha for files, _ in queued for c in files):
+                flush()  # whether this is a repeat depends on how the earlier copy loads
+            same = loaded.same_download(lf, sha)
+            if same is not None:
+                report.skipped.append(lf.rel)
+                if same != lf.rel:
+                    report.duplicate_of[lf.rel] = same
+                continue
+            generation = loaded.times.get((lf.rel, sha), 0)
+            pending.append(Candidate(lf, sha, generation, load_id_for(lf.rel, sha, generation)))
+            if len(pending) >= BATCH_FILES:
+                queue_pending()
+                while len(queued) > 1:  # keep one batch transcoding while the one before it loads
+                    load_oldest()
+        flush()
+    finally:
+        # a failure part-way: nothing of the batches not loaded stays in the staging folder
+        for files, preparing in queued:
+            if preparing is not None:
+                wait([preparing])
+            batcher.discard_staged(files)
+        if transcoder is not None:
+            transcoder.shutdown(wait=True)
     for table in ("_stage", "_stage_units", "_period"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report

@@ -218,9 +218,23 @@ class BatchLoader:
         self.run_id = run_id
         self._gid = 0
 
-    def load(self, candidates: list[Candidate], batched: bool = True):
+    def prepare(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Transcode the candidates and read their headers: file work only, no DuckDB.
+
+        ingest_landing runs this for the next batch in a thread while DuckDB loads the current
+        one (DuckDB releases the GIL while it executes), so transcoding costs little wall time.
+        """
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        return [c for c in candidates if _prepare(c, self.staging_dir, self.today)]
+
+    def discard_staged(self, candidates: list[Candidate]) -> None:
+        for c in candidates:
+            (self.staging_dir / f"{c.load_id}.csv").unlink(missing_ok=True)
+
+    def load(self, candidates: list[Candidate], batched: bool = True, ready: list[Candidate] | None = None):
         """Yield (candidate, LoadResult | Exception) in the candidates' order.
 
+        `ready` is what `prepare(candidates)` returned, when the caller prepared them already.
         `batched=False` sends every file through the per-file gate (CUSTOMS_INGEST_BATCH=0).
         """
         self.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -229,14 +243,14 @@ class BatchLoader:
                 self.con.execute(_BROWS_DDL)
                 self.con.execute("CREATE OR REPLACE TEMP TABLE _bmeta (gid INT, fid INT, staged VARCHAR, "
                                  "name_start DATE, name_end DATE, first_rowid BIGINT)")
-                ready = [c for c in candidates if _prepare(c, self.staging_dir, self.today)]
+                if ready is None:
+                    ready = self.prepare(candidates)
                 by_columns = itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)
                 for _, group in by_columns:
                     self._check_group(list(group))
             yield from self._insert_in_order(candidates)
         finally:
-            for c in candidates:
-                (self.staging_dir / f"{c.load_id}.csv").unlink(missing_ok=True)
+            self.discard_staged(candidates)
             for table in ("_bstage", "_brows", "_bmeta", "_brun"):
                 self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -342,7 +356,7 @@ class BatchLoader:
                        r.quantity, r.unit, r.unit_code, r.declared_unit_code, r.unit_factor,
                        r.quantity2, r.unit2, r.value
                 FROM _brows r JOIN _brun m USING (gid, fid)
-                ORDER BY m.load_seq, r.row_number""",
+                """,
                 {"loaded_at": loaded_at},
             )
             self.con.execute(
