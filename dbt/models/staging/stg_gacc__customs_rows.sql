@@ -30,9 +30,11 @@ select
     rows.declared_unit_code,
     rows.unit_factor,
     rows.unit_factor <> 1 as unit_converted,
-    cast(rows.quantity * rows.unit_factor as decimal(38, 4)) as quantity,
+    -- Almost every row is in its declared unit already (factor 1): skip the DECIMAL(38) product
+    -- and its rescaling cast for those, which cost ~1.5 us a row (8 s per 5M rows) against 0.04.
+    {{ declared_quantity('rows') }} as quantity,
     case when rows.declared_unit_code = '{{ var("kg_unit_code") }}'
-         then cast(rows.quantity * rows.unit_factor as decimal(38, 4)) end as quantity_kg,
+         then {{ declared_quantity('rows') }} end as quantity_kg,
     rows.quantity2,
     rows.unit2,
     case when rows.currency = 'USD' then rows.value end as value_usd,
