@@ -5,11 +5,11 @@ select
     cast(t.hs8 as varchar) as hs8,
     cast(t.partner_code as varchar) as partner_code,
     cast(coalesce(p.partner_iso3, 'XXX') as varchar) as partner_iso3,
-    cast(t.quantity_kg as decimal(38, 3)) as quantity_kg,
-    cast(t.quantity as decimal(38, 3)) as quantity,
+    {{ rescale_decimal('t.quantity_kg', 3) }} as quantity_kg,
+    {{ rescale_decimal('t.quantity', 3) }} as quantity,
     cast(t.unit_code as varchar) as unit_code,
-    cast(t.value_usd as decimal(38, 2)) as value_usd,
-    cast(t.value_cny as decimal(38, 2)) as value_cny,
+    {{ rescale_decimal('t.value_usd', 2) }} as value_usd,
+    {{ rescale_decimal('t.value_cny', 2) }} as value_cny,
     cast(t.load_id as varchar) as load_id,
     cast(t.source_row_count as bigint) as source_row_count
 from {{ ref('int_trade_cumulative') }} t
