@@ -46,6 +46,44 @@ def build_selections(asset_graph) -> tuple[list[AssetKey], list[AssetKey]]:
     return sorted(rest, key=lambda k: k.path), sorted(unpartitioned, key=lambda k: k.path)
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one run of an automatic build selects."""
+
+    assets: frozenset
+    checks: frozenset
+    tags: dict
+
+
+def plan(asset_graph, ranges: list[PartitionKeyRange]) -> list[Step]:
+    """The runs after the ingest. Every range but the last builds the dbt models (and their dbt
+    tests) only; the last also runs the quality gate (all of it, the checks on the raw assets
+    too, once every month is built: its reconciliations compare raw rows with the facts) and
+    publishes. Without months to build: one run without partitions of what has none."""
+    from .checks import quality_gate
+    from .dbt_assets import customs_dbt_models
+
+    rest, unpartitioned = build_selections(asset_graph)
+    gate = set(quality_gate.check_keys)
+    dbt_keys = set(customs_dbt_models.keys)
+
+    def checks_of(assets) -> frozenset:
+        return frozenset(k for k in asset_graph.asset_check_keys if k.asset_key in assets and k not in gate) | gate
+
+    if not ranges:
+        return [Step(frozenset(unpartitioned), checks_of(set(unpartitioned)), {})]
+    steps = []
+    for i, key_range in enumerate(ranges):
+        if i < len(ranges) - 1:
+            assets = frozenset(dbt_keys)
+            checks = checks_of(dbt_keys) - gate
+        else:
+            assets = frozenset(rest)
+            checks = checks_of(set(rest))
+        steps.append(Step(assets, checks, range_tags(key_range)))
+    return steps
+
+
 @dataclass
 class BuildRuns:
     """The runs of one automatic build; reads like the result of a single run (the last one)."""
@@ -74,24 +112,20 @@ class BuildRuns:
 
 
 def build_in_process(job, asset_graph, instance, files: list[str] | None = None, tags: dict | None = None) -> BuildRuns:
-    """Ingest, then one run per range of months to build; stops at the first run that fails."""
+    """Ingest, then the runs `plan` makes of the months it left to build; stops at the first run that fails."""
     tags = dict(tags or {})
     run_config = {"ops": {"raw_customs_extracts": {"config": {"files": files}}}} if files else None
-    ingest = job.execute_in_process(
-        instance=instance, run_config=run_config, asset_selection=INGEST_KEYS, raise_on_error=False, tags=tags
+    ingest = job.get_subset(asset_selection=set(INGEST_KEYS), asset_check_selection=set()).execute_in_process(
+        instance=instance, run_config=run_config, raise_on_error=False, tags=tags
     )
     out = BuildRuns([ingest])
     if not ingest.success:
         return out
     [loads] = [e for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_LOADS_KEY]
     out.ranges = ranges_from_metadata(loads.materialization.metadata)
-    rest, unpartitioned = build_selections(asset_graph)
-    if not out.ranges:
-        out.runs.append(job.execute_in_process(instance=instance, asset_selection=unpartitioned, raise_on_error=False, tags=tags))
-        return out
-    for key_range in out.ranges:
-        run = job.execute_in_process(
-            instance=instance, asset_selection=rest, raise_on_error=False, tags={**tags, **range_tags(key_range)}
+    for step in plan(asset_graph, out.ranges):
+        run = job.get_subset(asset_selection=set(step.assets), asset_check_selection=set(step.checks)).execute_in_process(
+            instance=instance, raise_on_error=False, tags={**tags, **step.tags}
         )
         out.runs.append(run)
         if not run.success:
