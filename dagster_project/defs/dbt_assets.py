@@ -193,7 +193,8 @@ MONTHLY_KEYS = {AssetKey.from_user_string(key) for key in MONTHLY_ASSETS}
 
 def _run_months(context: AssetExecutionContext) -> list | None:
     """The months of the run's customs_month partition range; None for a run without partitions."""
-    if not context.has_partition_key_range:
+    # one month (dagster/partition) or a range (dagster/asset_partition_range_*: a backfill, the CLI)
+    if not (context.has_partition_key or context.has_partition_key_range):
         return None
     key_range = context.partition_key_range
     return months_of_range(key_range.start, key_range.end)
