@@ -279,9 +279,11 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     checks = [e for e in events if isinstance(e, AssetCheckResult)]
     with wh.connect_working(settings) as con:
         if succeeded:
-            if variables is None:
+            if monthly_selected != MONTHLY_KEYS:
+                pass  # the history or facts of some month were not rebuilt: no load is built yet
+            elif variables is None:  # every month (first build, full refresh)
                 mark_built(con, pending, context.run.run_id)
-            elif monthly_selected == MONTHLY_KEYS:
+            else:
                 # only the loads whose every month is now built (this run or an earlier one)
                 done = mark_months_built(con, pending, run_months, context.run.run_id)
                 context.log.info(f"{len(done)} load(s) now built in every month; {len(pending) - len(done)} wait for other months")
