@@ -212,14 +212,19 @@ def build(args: argparse.Namespace) -> int:
         from .definitions import defs
         from .lib.report import print_run_report
 
+        from .defs.jobs import build_in_process
+
         job = defs.resolve_job_def("build_warehouse")
-        run_config = {"ops": {"raw_customs_extracts": {"config": {"files": args.files}}}} if args.files else None
         with _instance() as instance:
             for released in release_dead_runs(instance, lock):
                 print(released.describe())
-            result = job.execute_in_process(
-                instance=instance, run_config=run_config, raise_on_error=False, tags={PID_TAG: str(os.getpid())}
+            # the ingest, then one run per range of the months it left to build (defs/jobs.py)
+            result = build_in_process(
+                job, defs.resolve_asset_graph(), instance, files=args.files or None, tags={PID_TAG: str(os.getpid())}
             )
+            if result.ranges:
+                print("months built: " + ", ".join(r.start if r.start == r.end else f"{r.start}..{r.end}" for r in result.ranges)
+                      + f" ({len(result.runs)} run(s): {', '.join(result.run_ids)})")
         try:
             pruned = prune_dbt_target()
             if pruned.removed:

@@ -13,7 +13,7 @@ from .defs.jobs import build_warehouse_job
 from .defs.raw_assets import raw_customs_extracts
 from .defs.resources import WarehouseResource
 from .defs.schedules import monthly_after_gacc_release
-from .defs.sensors import landing_files_sensor
+from .defs.sensors import build_months_after_ingest, landing_files_sensor
 from .defs.serving_assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
 from .lib.settings import export_to_environ
 
@@ -35,7 +35,7 @@ defs = Definitions(
     asset_checks=[quality_gate],
     jobs=[build_warehouse_job],
     schedules=[monthly_after_gacc_release],
-    sensors=[landing_files_sensor],
+    sensors=[landing_files_sensor, build_months_after_ingest],
     resources=RESOURCES,
     # DuckDB takes one writer per file and every step here writes it, so steps run one after
     # another in the run's own process: no parallel writers, no per-step subprocess start-up

@@ -26,11 +26,11 @@ class Workspace:
 
         os.environ["CUSTOMS_LANDING_DIR"] = str(self.landing)
         os.environ["WAREHOUSE_PATH"] = str(self.warehouse)
-        run_config = {"ops": {"raw_customs_extracts": {"config": {"files": files}}}} if files else None
+        from dagster_project.defs.jobs import build_in_process
+
+        # as the CLI builds: the ingest, then a run per range of months it left to build
         with DagsterInstance.ephemeral() as instance:
-            return defs.resolve_job_def("build_warehouse").execute_in_process(
-                instance=instance, run_config=run_config, raise_on_error=False
-            )
+            return build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)
 
     def query(self, sql: str, params=None, working: bool = False):
         path = self.warehouse.with_name(self.warehouse.name + ".build") if working else self.warehouse

@@ -61,32 +61,42 @@ def test_an_incremental_build_equals_a_clean_build(tmp_path):
     os.utime(march)
     result = incremental.build()
     assert result.success
-    # the second build picked up exactly the two new loads (March revised, June)
-    runs = incremental.query("SELECT dagster_run_id, count(*) FROM raw.customs_loads_built GROUP BY 1 ORDER BY 2")
-    assert [n for _, n in runs] == [2, 17] and runs[0][0] == result.run_id
+    # the second build: the ingest, then one run per range of months it touched (customs_month
+    # partitions): March, then June; each marks built the load of its month
+    assert [(r.start, r.end) for r in result.ranges] == [("2025-03", "2025-03"), ("2025-06", "2025-06")]
+    ingest_run, march_run, june_run = result.runs
+    assert march_run.dagster_run.tags["dagster/asset_partition_range_start"] == "2025-03"
+    runs = dict(incremental.query("SELECT dagster_run_id, count(*) FROM raw.customs_loads_built GROUP BY 1"))
+    assert sorted(runs.values()) == [1, 1, 17] and runs[march_run.run_id] == runs[june_run.run_id] == 1
 
-    # ... and tested just the months it rebuilt: the same data tests, each over those months
-    folder = dbt_invocation(result.run_id)
+    # ... and tested just the month it rebuilt: the same data tests, each over that month
+    folder = dbt_invocation(march_run.run_id)
     compiled = (folder / "compiled" / "customs" / "models" / "marts" / "fct_exports_monthly.yml"
                 / "unique_combination_fct_exports_monthly_month__hs8__partner_code.sql").read_text()
-    assert "\"month\" in (date '2025-03-01', date '2025-06-01')" in compiled
+    assert "\"month\" in (date '2025-03-01')" in compiled
     growth_test = next((folder / "compiled" / "customs" / "models" / "marts" / "export_growth_monthly.yml").glob("unique_combination_*.sql"))
     assert "\"month\" in (date '2025-03-01', date '2025-04-01', " in growth_test.read_text()  # growth months: through 2026-12
     # months come through the environment, so dbt kept its parse of the project (--vars would not)
     log = (folder / "dbt.log").read_text()
     assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
     # the project's files did not change: seeds, views, dims, their tests and the unit tests are left out
-    ran = run_results(result.run_id)
-    assert not [uid for uid in ran if uid.startswith(("seed.", "unit_test."))]
-    assert "model.customs.dim_partner" not in ran and "model.customs.v_magnet_exports_by_partner" not in ran
-    assert "model.customs.fct_exports_monthly" in ran and "model.customs.dim_month" in ran
-    assert any("relationships_fct_exports_monthly_partner_code" in uid for uid in ran)  # to the dim left out
-    assert any("relationships_stg_gacc__customs_rows_declared_unit_code" in uid for uid in ran)  # to a seed left out
-    assert any("unique_combination_v_magnet_exports_by_partner" in uid for uid in ran)  # a test on a view left out
-    dim = [m for m in result.get_asset_materialization_events() if m.asset_key.path == ["marts", "dim_partner"]]
+    for run in (march_run, june_run):
+        ran = run_results(run.run_id)
+        assert not [uid for uid in ran if uid.startswith(("seed.", "unit_test."))]
+        assert "model.customs.dim_partner" not in ran and "model.customs.v_magnet_exports_by_partner" not in ran
+        assert "model.customs.fct_exports_monthly" in ran and "model.customs.dim_month" in ran
+        assert any("relationships_fct_exports_monthly_partner_code" in uid for uid in ran)  # to the dim left out
+        assert any("relationships_stg_gacc__customs_rows_declared_unit_code" in uid for uid in ran)  # to a seed left out
+        assert any("unique_combination_v_magnet_exports_by_partner" in uid for uid in ran)  # a test on a view left out
+    dim = [m for m in june_run.get_asset_materialization_events() if m.asset_key.path == ["marts", "dim_partner"]]
     assert dim and dim[0].materialization.metadata["rebuilt"].value is False
-    fct = [m for m in result.get_asset_materialization_events() if m.asset_key.path == ["marts", "fct_exports_monthly"]]
-    assert fct[0].materialization.metadata["months_built"].value == "2025-03, 2025-06"
+    for run, month in ((march_run, "2025-03"), (june_run, "2025-06")):
+        fct = [m for m in run.get_asset_materialization_events() if m.asset_key.path == ["marts", "fct_exports_monthly"]]
+        assert [m.partition for m in fct] == [month]
+        assert fct[0].materialization.metadata["months_built"].value == month
+    # the quality gate and the publish run once, in the last run, over both months
+    assert not [e for e in march_run.all_events if e.step_key == "quality_gate"]
+    assert [e for e in june_run.all_events if e.step_key == "quality_gate" and e.is_step_success]
 
     clean = make_workspace(tmp_path / "clean")
     shutil.copytree(incremental.landing, clean.landing, dirs_exist_ok=True)

@@ -11,7 +11,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, Config, MetadataValue, Output
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Config,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+)
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
@@ -22,6 +31,7 @@ from ..lib.incremental import (
     dbt_env,
     dbt_vars,
     mark_built,
+    mark_months_built,
     month_ranges,
     months_to_build,
     project_fingerprint,
@@ -32,6 +42,7 @@ from ..lib.incremental import (
     unbuilt_loads,
 )
 from ..lib.settings import DBT_PROJECT_DIR, Settings
+from .partitions import CUSTOMS_MONTH, months_of_range
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
 
@@ -52,6 +63,12 @@ class CustomsDbtTranslator(DagsterDbtTranslator):
             return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         schema = dbt_resource_props.get("config", {}).get("schema") or "main"
         return AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_partitions_def(self, dbt_resource_props: Mapping[str, Any]) -> PartitionsDefinition | None:
+        """The models rebuilt month by month are partitioned by month; every other node is not."""
+        if dbt_resource_props["resource_type"] == "model" and dbt_resource_props.get("config", {}).get("materialized") == "incremental":
+            return CUSTOMS_MONTH
+        return None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "seed":
@@ -171,26 +188,61 @@ MONTHLY_ASSETS = {
     for node in _dbt_manifest()["nodes"].values()
     if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
 }
+MONTHLY_KEYS = {AssetKey.from_user_string(key) for key in MONTHLY_ASSETS}
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR, pool=DUCKDB_POOL)
+def _run_months(context: AssetExecutionContext) -> list | None:
+    """The months of the run's customs_month partition range; None for a run without partitions."""
+    # one month (dagster/partition) or a range (dagster/asset_partition_range_*: a backfill, the CLI)
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    key_range = context.partition_key_range
+    return months_of_range(key_range.start, key_range.end)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    pool=DUCKDB_POOL,
+    # A backfill of a range of months (UI) is one run: one dbt build of those months.
+    backfill_policy=BackfillPolicy.single_run(),
+)
 def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Seeds, staging, intermediate and marts, with their dbt tests as asset checks.
 
-    An incremental build (new loads) rebuilds and tests only the months they touch; when the dbt
-    project's files are those of the last build, it also leaves out what depends on them alone
-    (seeds, views, the dims built from seeds, their tests and the unit tests).
+    The incremental models are partitioned by month (customs_month): a run of a partition range
+    rebuilds and tests those months (and the growth metrics of the months that compare with
+    them); the other nodes have no partitions and are built in every run that selects them.
+    When the dbt project's files are those of the last build, a run of every node leaves out
+    what depends on them alone (seeds, views, the dims built from seeds, their tests and the
+    unit tests). The first build of a warehouse builds every month.
     """
     settings = warehouse.settings()
+    selected = set(context.selected_asset_keys)
+    monthly_selected = selected & MONTHLY_KEYS
+    run_months = _run_months(context)
+    if run_months is None and monthly_selected:
+        # Dagster refuses to record a partitioned asset's output in a run without partitions,
+        # after the step ran: refuse before dbt runs.
+        raise RuntimeError(
+            f"{', '.join(sorted(k.to_user_string() for k in monthly_selected))} are partitioned by month "
+            "(customs_month): materialise a month or a range of months, or run `python -m dagster_project.cli build`"
+        )
     wh.ensure_working_copy(settings)
     args = ["build"]
     fingerprint = project_fingerprint(Path(dbt_project.project_dir))
     static = static_nodes(_dbt_manifest())
+    # Every node that depends on the loads (i.e. the automatic build, not a pick from the UI).
+    every_node = UNPARTITIONED_KEYS <= selected
     with wh.connect_working(settings) as con:
         pending = unbuilt_loads(con)
-        variables = None if config.full_refresh else dbt_vars(months_to_build(con))
-        # Only when the whole dbt asset runs: a subset from the UI selects its own nodes.
-        skip_static = variables is not None and not context.is_subset and static_nodes_current(con, fingerprint, static)
+        first_build = months_to_build(con) is None
+        if config.full_refresh or (first_build and run_months is not None):
+            variables = None  # every month: a model change (full refresh) or the warehouse's first build
+        else:
+            variables = dbt_vars(run_months or [])
+        skip_static = variables is not None and every_node and static_nodes_current(con, fingerprint, static)
         record_months_to_verify(con, context.run.run_id, variables)
     if config.full_refresh:
         args.append("--full-refresh")
@@ -227,8 +279,15 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     checks = [e for e in events if isinstance(e, AssetCheckResult)]
     with wh.connect_working(settings) as con:
         if succeeded:
-            mark_built(con, pending, context.run.run_id)
-            if not skip_static and not context.is_subset:
+            if monthly_selected != MONTHLY_KEYS:
+                pass  # the history or facts of some month were not rebuilt: no load is built yet
+            elif variables is None:  # every month (first build, full refresh)
+                mark_built(con, pending, context.run.run_id)
+            else:
+                # only the loads whose every month is now built (this run or an earlier one)
+                done = mark_months_built(con, pending, run_months, context.run.run_id)
+                context.log.info(f"{len(done)} load(s) now built in every month; {len(pending) - len(done)} wait for other months")
+            if not skip_static and every_node:
                 record_static_build(con, fingerprint, context.run.run_id)
         record_check_results(
             con,
@@ -284,3 +343,7 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
                 "(~50M rows) needs more than the default 1GB (see README, 'Size and memory')"
             ) from error
         raise error
+
+
+# The dbt nodes without partitions (seeds, staging, dims, views, cumulative figures).
+UNPARTITIONED_KEYS = set(customs_dbt_models.keys) - MONTHLY_KEYS

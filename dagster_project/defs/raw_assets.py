@@ -1,7 +1,9 @@
 from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
+from ..lib.incremental import month_ranges, months_pending
 from ..lib.ingest import ingest_landing
 from ..lib.reporting import markdown_table
+from .partitions import MONTHS_TO_BUILD_METADATA, planned_ranges
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
 
@@ -51,6 +53,10 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "SELECT file_path, flow, currency, header_language, strftime(period_start, '%Y-%m') AS period_from, "
             "strftime(period_end, '%Y-%m') AS period_to, row_count, warnings FROM raw.customs_loads ORDER BY load_seq DESC LIMIT 10"
         ).fetchall()
+        # The months the dbt build must rebuild next, as the month partition ranges to run (the
+        # CLI and build_months_after_ingest start those runs).
+        pending, first_build = months_pending(con)
+        ranges = planned_ranges(pending, first_build)
 
     for rejection in report.rejected:
         context.log.error(f"REJECTED {rejection.file_path}: {rejection.reason}")
@@ -73,10 +79,14 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "landing_dir": str(settings.landing_dir),
         },
     )
+    context.log.info(f"months to build next: {month_ranges(pending) or 'none'}"
+                     + (" (first build: every month)" if first_build and pending else ""))
     yield MaterializeResult(
         asset_key=RAW_LOADS.key,
         metadata={
             "dagster/row_count": totals[1],
+            MONTHS_TO_BUILD_METADATA: MetadataValue.json([[r.start, r.end] for r in ranges]),
+            "months_to_build_label": month_ranges(pending) or "none",
             "preview": MetadataValue.md(
                 markdown_table(["file", "flow", "currency", "lang", "from", "to", "rows", "warnings"], preview)
             ),

@@ -36,6 +36,13 @@ def prefetch_imports(step_keys: list[str] | None) -> threading.Thread | None:
     )
     if not names:
         return None
+    if "great_expectations" in names:
+        # great_expectations imports sqlalchemy.orm, whose import registers an inspector of every
+        # object before its module is complete; Dagster's pool claim in this (main) thread calls
+        # sqlalchemy's inspect() meanwhile and failed with "partially initialized module
+        # 'sqlalchemy.orm.exc'" when a run's first step claimed its pool slot at once (the runs
+        # after the ingest run). Import sqlalchemy.orm here first (~0.1 s), in this thread.
+        import sqlalchemy.orm  # noqa: F401
     thread = threading.Thread(target=_import_quietly, args=(names,), name="prefetch-imports", daemon=True)
     thread.start()
     return thread

@@ -246,3 +246,58 @@ def record_static_build(con: duckdb.DuckDBPyConnection, fingerprint: str, run_id
     con.execute(STATIC_DDL)
     con.execute("DELETE FROM raw.dbt_static_build")
     con.execute("INSERT INTO raw.dbt_static_build VALUES ($f, now()::TIMESTAMP, $r)", {"f": fingerprint, "r": run_id})
+
+
+# --------------------------------------------------------------------------- month partitions
+# A Dagster run of month partitions rebuilds the months of its partition range, which need not
+# be every month of the loads not built yet (the UI can re-run one month; an automatic build runs
+# one range of months after another). Each load's months are recorded as they are built; a load
+# is built (raw.customs_loads_built) once every month of its rows has been built by some run.
+LOAD_MONTHS_DDL = """
+CREATE TABLE IF NOT EXISTS raw.customs_load_months_built (
+    load_id        VARCHAR NOT NULL,
+    month          DATE NOT NULL,      -- a period_start of the load's rows
+    built_at       TIMESTAMP NOT NULL,
+    dagster_run_id VARCHAR,
+    PRIMARY KEY (load_id, month)
+)
+"""
+
+
+def loaded_months(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
+    """Every month (period_start) of the loaded rows."""
+    return [r[0] for r in con.execute("SELECT DISTINCT period_start FROM raw.customs_rows ORDER BY 1").fetchall()]
+
+
+def months_pending(con: duckdb.DuckDBPyConnection) -> tuple[list[dt.date], bool]:
+    """The months a build must rebuild next, and whether that build is the first (builds all)."""
+    months = months_to_build(con)
+    if months is None:
+        return loaded_months(con), True
+    return months, False
+
+
+def mark_months_built(con: duckdb.DuckDBPyConnection, load_ids: list[str], months: list[dt.date], run_id: str | None) -> list[str]:
+    """Record that `months` of these loads are built; mark built, and return, the loads now built in every month."""
+    if not load_ids:
+        return []
+    con.execute(LOAD_MONTHS_DDL)
+    params = {"ids": load_ids, "months": months, "run": run_id}
+    if months:
+        con.execute(
+            """INSERT OR IGNORE INTO raw.customs_load_months_built
+               SELECT DISTINCT load_id, period_start, now()::TIMESTAMP, $run FROM raw.customs_rows
+               WHERE period_start BETWEEN $first AND $last
+                 AND load_id IN (SELECT unnest($ids)) AND period_start IN (SELECT unnest($months))""",
+            {**params, "first": min(months), "last": max(months)},
+        )
+    complete = [r[0] for r in con.execute(
+        """SELECT load_id FROM (SELECT unnest($ids) AS load_id)
+           EXCEPT
+           SELECT DISTINCT r.load_id FROM raw.customs_rows r
+           ANTI JOIN raw.customs_load_months_built b ON b.load_id = r.load_id AND b.month = r.period_start
+           WHERE r.load_id IN (SELECT unnest($ids))""",
+        {"ids": load_ids},
+    ).fetchall()]
+    mark_built(con, complete, run_id)
+    return sorted(complete)

@@ -51,8 +51,8 @@ def print_run_report(settings: Settings, result, elapsed: float) -> int:
                 print(f"  - {path}: {reason}")
         failed = con.execute(
             "SELECT check_name, asset_key, severity, observed FROM audit.check_results "
-            "WHERE run_id = $run AND NOT passed ORDER BY severity, check_name",
-            {"run": result.run_id},
+            "WHERE list_contains($runs, run_id) AND NOT passed ORDER BY severity, check_name",
+            {"runs": list(getattr(result, "run_ids", [result.run_id]))},  # an automatic build is several runs
         ).fetchall()
         if failed:
             print(f"\nFailed checks ({len(failed)}):")
