@@ -1,13 +1,56 @@
 -- Cumulative downloads (a period range such as 202501-202506): year-to-date or
 -- multi-month totals, kept as such and never spread over months.
-with current_cumulative as (
+--
+-- As in int_trade_monthly: the window and the grouping only change something for the keys
+-- with several current rows (grains or currencies), found by a count per hash of the key; a
+-- hash seen once (in USD or CNY) is a key with one row, which passes through as the grouping
+-- would give it. The rest take the full path, which groups by the key itself (a hash
+-- collision costs time, never a result).
+with current_cumulative_all as not materialized (
     select
         *,
-        {{ detail_level() }} as detail_level
+        hash(flow, period_start, period_end, hs8, partner_code) as trade_key_hash
     from {{ ref('int_customs_facts_current') }}
     where is_cumulative
+),
+
+combined_keys as (
+    select trade_key_hash
+    from current_cumulative_all
+    group by trade_key_hash
+    having count(*) > 1 or bool_or(currency not in ('USD', 'CNY'))
+),
+
+single_row as (
+    select
+        flow,
+        period_start,
+        period_end,
+        hs8,
+        partner_code,
+        declared_unit_code as unit_code,
+        quantity,
+        quantity_kg,
+        value_usd,
+        value_cny,
+        load_id,
+        cast(1 as bigint) as source_row_count
+    from current_cumulative_all
+    anti join combined_keys using (trade_key_hash)
+),
+
+current_cumulative as (
+    select
+        * exclude (trade_key_hash),
+        {{ detail_level() }} as detail_level
+    from current_cumulative_all
+    semi join combined_keys using (trade_key_hash)
     qualify detail_level = min(detail_level) over (partition by flow, period_start, period_end, hs8, partner_code, currency)
 )
+
+select * from single_row
+
+union all
 
 select
     flow,
