@@ -513,10 +513,14 @@ def main() -> int:
         kept_pool = out.with_name(name + ".pool.kept")
         shutil.rmtree(kept_pool, ignore_errors=True)
         (out / "pool").rename(kept_pool)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    if kept_pool is not None:
-        kept_pool.rename(out / "pool")
+    try:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+    finally:
+        # whatever happens (another run's process still writing there), the kept files go back
+        if kept_pool is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            kept_pool.rename(out / "pool")
     problems: list[str] = []
     results: dict = {"scale": {"name": name, **scale.__dict__}, "machine": machine(), "problems": problems,
                      "env": {k: os.environ[k] for k in ("BENCH_HISTORY", "BENCH_SKIP", "CUSTOMS_DUCKDB_MEMORY_LIMIT",
