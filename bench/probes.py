@@ -180,7 +180,7 @@ def probe_checks(warehouse: Path) -> dict:
         shutil.copyfile(warehouse, copy)
         con = duckdb.connect(str(copy))
         started = time.perf_counter()
-        outcomes = run_checks(con, docs_dir=Path(tmp) / "docs", landing_files=[])
+        outcomes = run_checks(con, docs_dir=Path(tmp) / "docs", rejected_files=[])
         seconds = time.perf_counter() - started
         timed = []
         for o in outcomes:

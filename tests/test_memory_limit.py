@@ -45,3 +45,22 @@ def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace
     assert "dbt ran out of DuckDB memory (CUSTOMS_DUCKDB_MEMORY_LIMIT=24MB" in message
     assert "CUSTOMS_DUCKDB_MEMORY_LIMIT=8GB make run" in message
     assert workspace.query(marts_sql) == served  # BI readers keep the last good marts
+
+
+def test_every_connection_of_the_dagster_process_has_the_limit(tmp_path):
+    """Publishing, the Parquet export and the report open DuckDB through wh.open_db: DuckDB's own
+    default (80% of RAM) let a national-size export peak at 13 GB beside a 1 GB setting."""
+    from dagster_project.lib import warehouse as wh
+    from dagster_project.lib.settings import Settings
+
+    settings = Settings(landing_dir=tmp_path / "landing", warehouse_path=tmp_path / "warehouse.duckdb")
+    wh.ensure_working_copy(settings)
+    with wh.connect_working(settings) as con:
+        expected = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    default = wh.duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    wh.publish(settings)
+    for con in (wh.open_db(settings.warehouse_path, read_only=True), wh.open_db()):
+        try:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected != default
+        finally:
+            con.close()

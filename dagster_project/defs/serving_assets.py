@@ -27,7 +27,7 @@ MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"),
 def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     settings = warehouse.settings()
     path = wh.publish(settings)
-    con = duckdb.connect(str(path), read_only=True)
+    con = wh.open_db(path, read_only=True)
     try:
         tables = con.execute(
             "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
@@ -48,7 +48,7 @@ def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResourc
 
 
 def _served_reader(warehouse: WarehouseResource) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(warehouse.settings().warehouse_path), read_only=True)
+    return wh.open_db(warehouse.settings().warehouse_path, read_only=True)
 
 
 @asset(

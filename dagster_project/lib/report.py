@@ -8,13 +8,14 @@ from .headline import headline_rows, headline_text
 from .ingest import discover
 from .settings import Settings
 from .transcode import sha256_of
+from .warehouse import open_db
 
 
 def _open_latest(settings: Settings) -> duckdb.DuckDBPyConnection | None:
     # The working copy holds this run's audit rows even when the run failed.
     for path in (settings.working_path, settings.warehouse_path):
         if path.exists():
-            return duckdb.connect(str(path), read_only=True)
+            return open_db(path, read_only=True)
     return None
 
 
@@ -70,7 +71,7 @@ def print_run_report(settings: Settings, result, elapsed: float) -> int:
     finally:
         con.close()
     if settings.warehouse_path.exists():
-        served = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        served = open_db(settings.warehouse_path, read_only=True)
         try:
             has_marts = served.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'export_growth_monthly'"

@@ -128,7 +128,7 @@ def _discard_wal(path: Path) -> None:
 
 def _create_empty(path: Path) -> None:
     _discard_wal(path)
-    con = duckdb.connect()
+    con = open_db()
     try:
         con.execute(f"ATTACH '{_sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("USE fresh")
@@ -206,11 +206,21 @@ def ensure_working_copy(settings: Settings) -> Path:
     return work
 
 
+def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection under CUSTOMS_DUCKDB_MEMORY_LIMIT (None: in memory).
+
+    Every connection of the Dagster process goes through here: DuckDB's default is 80% of the
+    machine's RAM per connection, which a national-size export or checkpoint would take.
+    """
+    return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
+                          config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+
+
 @contextmanager
 def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     if ensure and not settings.working_path.exists():
         ensure_working_copy(settings)
-    con = duckdb.connect(str(settings.working_path), config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    con = open_db(settings.working_path)
     try:
         yield con
     finally:
@@ -218,7 +228,7 @@ def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.
 
 
 def _checkpointed(path: Path) -> None:
-    con = duckdb.connect(str(path))
+    con = open_db(path)
     try:
         con.execute("CHECKPOINT")
     finally:
@@ -242,7 +252,7 @@ def publish_audit_only(settings: Settings) -> None:
         shutil.copyfile(settings.warehouse_path, tmp)
     else:  # the very first build failed: serve the audit tables alone
         _create_empty(tmp)
-    con = duckdb.connect(str(tmp))
+    con = open_db(tmp)
     try:
         con.execute(RAW_DDL)
         con.execute(f"ATTACH '{_sql_str(settings.working_path)}' AS work (READ_ONLY)")
