@@ -70,7 +70,7 @@ FCT = "marts/fct_exports_monthly"
 GROWTH = "marts/export_growth_monthly"
 RAW = "raw/customs_rows"
 
-# Unit values against the code's trailing 12 months, computed once per gate run (a temp table):
+# Unit values against the code's trailing 12 months, computed once per gate run (a temp table of code-months):
 # per code and month the median and MAD of its rows, then over the trailing 12 months the
 # median of the monthly medians; the spread is the larger of the typical within-month MAD,
 # the MAD of the monthly medians and a floor. Windows run over code-months, not rows, so the
@@ -79,11 +79,13 @@ RAW = "raw/customs_rows"
 # month lies further back, counts from the window's start (12 or more either way, which is all
 # the MIN_HISTORY_MONTHS test needs).
 PREPARE = {
+    # The medians per code and month are a small table (a million code-months at the national
+    # size); the rows are a view that joins them to the fact table when a check reads it. A
+    # table of every row (50M) held ~1 GB of DuckDB's memory beside GX's populations.
     "_unit_values": f"""
-    create or replace temp table _unit_values as
+    create or replace temp table _unit_value_medians as
     with uv as (
-        select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
-               value_usd / quantity_kg as usd_per_kg
+        select month, hs8, value_usd / quantity_kg as usd_per_kg
         from marts.fct_exports_monthly
         where quantity_kg > 0 and value_usd > 0 and {{window month}}
     ),
@@ -99,12 +101,20 @@ PREPARE = {
         from monthly
         window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
     )
+    select * from trailing_window where {{months month}};
+
+    create or replace temp view _unit_values as
+    with uv as (
+        select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
+               value_usd / quantity_kg as usd_per_kg
+        from marts.fct_exports_monthly
+        where quantity_kg > 0 and value_usd > 0 and {{months month}}
+    )
     select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
         uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
         abs(uv.usd_per_kg - t.median_usd_per_kg)
             / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
-    from uv join trailing_window t using (hs8, month)
-    where {{months uv.month}}
+    from uv join _unit_value_medians t using (hs8, month)
     """,
 }
 
