@@ -213,6 +213,8 @@ def build(args: argparse.Namespace) -> int:
         from .lib.report import print_run_report
 
         from .defs.jobs import build_in_process
+        from .defs.partitions import months_of_range
+        from .lib.incremental import month_ranges
 
         job = defs.resolve_job_def("build_warehouse")
         with _instance() as instance:
@@ -223,8 +225,8 @@ def build(args: argparse.Namespace) -> int:
                 job, defs.resolve_asset_graph(), instance, files=args.files or None, tags={PID_TAG: str(os.getpid())}
             )
             if result.ranges:
-                print("months built: " + ", ".join(r.start if r.start == r.end else f"{r.start}..{r.end}" for r in result.ranges)
-                      + f" ({len(result.runs)} run(s): {', '.join(result.run_ids)})")
+                months = [m for r in result.ranges for m in months_of_range(r.start, r.end)]
+                print(f"months built: {month_ranges(months)} ({len(result.runs)} run(s): {', '.join(result.run_ids)})")
         try:
             pruned = prune_dbt_target()
             if pruned.removed:

@@ -21,6 +21,14 @@ VALUES = ["0", "0.0005", "0.0015", "-0.0015", "1.2345", "-1.2345", "2.0050", "-0
           "-123456789012345678.9995", "1234567890123456789012345678.5555", None]
 
 
+def _values() -> duckdb.DuckDBPyConnection:
+    """An in-memory table t(x DECIMAL(38, 4)) of VALUES."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x DECIMAL(38, 4))")
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in VALUES])
+    return con
+
+
 def _rescale_sql(column: str, scale: int) -> str:
     env = jinja2.Environment()
     module = env.from_string(MACRO.read_text()).module
@@ -29,9 +37,7 @@ def _rescale_sql(column: str, scale: int) -> str:
 
 @pytest.mark.parametrize("scale", [0, 2, 3, 4])
 def test_rescale_decimal_macro_equals_the_plain_cast(scale):
-    con = duckdb.connect()
-    con.execute("CREATE TABLE t (x DECIMAL(38, 4))")
-    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in VALUES])
+    con = _values()
     rows = con.execute(f"SELECT x, CAST(x AS DECIMAL(38, {scale})), {_rescale_sql('x', scale)} FROM t").fetchall()
     assert [r[1] for r in rows] == [r[2] for r in rows]
     assert con.execute(f"SELECT typeof({_rescale_sql('x', scale)}) FROM t LIMIT 1").fetchone()[0] == f"DECIMAL(38,{scale})"
@@ -39,8 +45,6 @@ def test_rescale_decimal_macro_equals_the_plain_cast(scale):
 
 @pytest.mark.parametrize("scale", [2, 3])
 def test_round4_equals_round(scale):
-    con = duckdb.connect()
-    con.execute("CREATE TABLE t (x DECIMAL(38, 4))")
-    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in VALUES])
+    con = _values()
     rows = con.execute(f"SELECT round(x, {scale}), {_round4('x', scale)} FROM t").fetchall()
     assert [r[0] for r in rows] == [r[1] for r in rows]

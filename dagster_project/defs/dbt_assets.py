@@ -30,10 +30,10 @@ from ..lib.headline import headline_markdown, headline_rows
 from ..lib.incremental import (
     dbt_env,
     dbt_vars,
+    is_first_build,
     mark_built,
     mark_months_built,
     month_ranges,
-    months_to_build,
     project_fingerprint,
     record_months_to_verify,
     record_static_build,
@@ -237,7 +237,7 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     every_node = UNPARTITIONED_KEYS <= selected
     with wh.connect_working(settings) as con:
         pending = unbuilt_loads(con)
-        first_build = months_to_build(con) is None
+        first_build = is_first_build(con)  # not months_to_build: its month list is a scan of raw rows
         if config.full_refresh or (first_build and run_months is not None):
             variables = None  # every month: a model change (full refresh) or the warehouse's first build
         else:

@@ -34,14 +34,19 @@ def unbuilt_loads(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()]
 
 
+def is_first_build(con: duckdb.DuckDBPyConnection) -> bool:
+    """No dbt build has succeeded on this warehouse yet (or its history is gone): build every month."""
+    never_built = con.execute("SELECT count(*) = 0 FROM raw.customs_loads_built").fetchone()[0]
+    return never_built or not _table_exists(con, *HISTORY_TABLE)
+
+
 def months_to_build(con: duckdb.DuckDBPyConnection) -> list[dt.date] | None:
     """Periods of the loads no successful dbt build has included yet; None means build everything.
 
     The watermark (raw.customs_loads_built) only moves after a dbt build succeeded, so a build
     that failed or was killed half-way is redone from the same months next time.
     """
-    never_built = con.execute("SELECT count(*) = 0 FROM raw.customs_loads_built").fetchone()[0]
-    if never_built or not _table_exists(con, *HISTORY_TABLE):
+    if is_first_build(con):
         return None
     first, last = con.execute(
         "SELECT min(period_start), max(period_end) FROM raw.customs_loads ANTI JOIN raw.customs_loads_built USING (load_id)"
