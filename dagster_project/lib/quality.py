@@ -78,45 +78,69 @@ RAW = "raw/customs_rows"
 # before it ({window}): the medians are the same, and months_of_history, when the code's first
 # month lies further back, counts from the window's start (12 or more either way, which is all
 # the MIN_HISTORY_MONTHS test needs).
-PREPARE = {
-    # The medians per code and month are a small table (a million code-months at the national
-    # size); the rows are a view that joins them to the fact table when a check reads it. A
-    # table of every row (50M) held ~1 GB of DuckDB's memory beside GX's populations.
-    "_unit_values": f"""
-    create or replace temp table _unit_value_medians as
-    with uv as (
-        select month, hs8, value_usd / quantity_kg as usd_per_kg
-        from marts.fct_exports_monthly
-        where quantity_kg > 0 and value_usd > 0 and {{window month}}
+PREPARE: dict[str, tuple[str, ...]] = {
+    # Statements run in order. The medians per code and month are holistic aggregates whose
+    # state DuckDB keeps outside its memory limit (about 0.5 GB over 50M fact rows at once), so
+    # they are computed a year at a time ({year X}: prepare() runs that statement once per year).
+    # The rows are a view that joins the code-month medians to the fact table when a check reads
+    # it: a table of every row (50M) held ~1 GB of DuckDB's memory beside GX's populations.
+    "_unit_values": (
+        """create or replace temp table _unit_value_monthly (
+            hs8 varchar, month date, month_median double, month_mad double)""",
+        """insert into _unit_value_monthly
+        select hs8, month, median(usd_per_kg), mad(usd_per_kg)
+        from (select month, hs8, value_usd / quantity_kg as usd_per_kg
+              from marts.fct_exports_monthly
+              where quantity_kg > 0 and value_usd > 0 and {window month} and {year month})
+        group by all""",
+        """create or replace temp table _unit_value_medians as
+        with trailing_window as (
+            select hs8, month,
+                median(month_median) over w12 as median_usd_per_kg,
+                greatest(median(month_mad) over w12, mad(month_median) over w12) as mad_usd_per_kg,
+                datediff('month', min(month) over (partition by hs8), month) + 1 as months_of_history
+            from _unit_value_monthly
+            window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
+        )
+        select * from trailing_window where {months month}""",
+        f"""create or replace temp view _unit_values as
+        with uv as (
+            select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
+                   value_usd / quantity_kg as usd_per_kg
+            from marts.fct_exports_monthly
+            where quantity_kg > 0 and value_usd > 0 and {{months month}}
+        )
+        select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
+            uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
+            abs(uv.usd_per_kg - t.median_usd_per_kg)
+                / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
+        from uv join _unit_value_medians t using (hs8, month)""",
     ),
-    monthly as (
-        select hs8, month, median(usd_per_kg) as month_median, mad(usd_per_kg) as month_mad
-        from uv group by all
-    ),
-    trailing_window as (
-        select hs8, month,
-            median(month_median) over w12 as median_usd_per_kg,
-            greatest(median(month_mad) over w12, mad(month_median) over w12) as mad_usd_per_kg,
-            datediff('month', min(month) over (partition by hs8), month) + 1 as months_of_history
-        from monthly
-        window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
-    )
-    select * from trailing_window where {{months month}};
-
-    create or replace temp view _unit_values as
-    with uv as (
-        select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
-               value_usd / quantity_kg as usd_per_kg
-        from marts.fct_exports_monthly
-        where quantity_kg > 0 and value_usd > 0 and {{months month}}
-    )
-    select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
-        uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
-        abs(uv.usd_per_kg - t.median_usd_per_kg)
-            / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
-    from uv join _unit_value_medians t using (hs8, month)
-    """,
 }
+_YEAR = re.compile(r"\{year ([^{}]+?)\}")
+
+
+def prepare(con: duckdb.DuckDBPyConnection, table: str, scope: "Scope | None" = None) -> None:
+    """Create PREPARE[table] for `scope` (None: every month).
+
+    A statement with {year X} runs once per year of the fact table's months in the window it
+    reads, with X restricted to that year.
+    """
+    def render(sql: str) -> str:
+        return render_full(sql) if scope is None else scope.render(sql)
+
+    for statement in PREPARE[table]:
+        sql = render(statement)
+        match = _YEAR.search(sql)
+        if match is None:
+            con.execute(sql)
+            continue
+        column = match.group(1).strip()
+        years = con.execute(render(
+            "select distinct year(month) from marts.fct_exports_monthly where {window month} order by 1")).fetchall()
+        for (year,) in years:
+            con.execute(_YEAR.sub(f"({column} >= date '{year}-01-01' and {column} < date '{year + 1}-01-01')", sql))
+
 
 CHECKS: tuple[QualityCheck, ...] = (
     # ------------------------------------------------------------------ units (errors)
@@ -178,8 +202,11 @@ CHECKS: tuple[QualityCheck, ...] = (
             "the signature of tonnes declared as kg (or kg as tonnes)."
         ),
         population_sql=f"""
-            select hs8, month, max(ratio_to_median) as max_ratio_to_median, min(ratio_to_median) as min_ratio_to_median
-            from _unit_values group by all""",
+            select month, count(distinct hs8) as codes,
+                   count(distinct hs8) filter (where ratio_to_median >= {EXTREME_RATIO} or ratio_to_median <= {1 / EXTREME_RATIO}) as codes_off,
+                   max(ratio_to_median) as max_ratio_to_median, arg_max(hs8, ratio_to_median) as code_of_max,
+                   min(ratio_to_median) as min_ratio_to_median, arg_min(hs8, ratio_to_median) as code_of_min
+            from _unit_values group by month order by month""",
         expectations=(
             E("ExpectColumnValuesToBeBetween", column="max_ratio_to_median", max_value=EXTREME_RATIO, strict_max=True),
             E("ExpectColumnValuesToBeBetween", column="min_ratio_to_median", min_value=1 / EXTREME_RATIO, strict_min=True),
@@ -198,8 +225,10 @@ CHECKS: tuple[QualityCheck, ...] = (
         requires=("_unit_values",),
         severity=WARN,
         description=f"Unit values within {MAD_LIMIT:g} median absolute deviations of the code's trailing 12-month median (once a code has {MIN_HISTORY_MONTHS} months of history).",
-        population_sql=f"""select hs8, month, max(mad_score) as max_mad_score from _unit_values
-            where months_of_history >= {MIN_HISTORY_MONTHS} group by all""",
+        population_sql=f"""select month, count(distinct hs8) as codes,
+                   count(distinct hs8) filter (where mad_score > {MAD_LIMIT}) as codes_off,
+                   max(mad_score) as max_mad_score, arg_max(hs8, mad_score) as code_of_max
+            from _unit_values where months_of_history >= {MIN_HISTORY_MONTHS} group by month order by month""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="max_mad_score", max_value=MAD_LIMIT),),
         sample_sql=f"""select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                 round(usd_per_kg, 2) as usd_per_kg, round(median_usd_per_kg, 2) as median_usd_per_kg,
@@ -303,15 +332,24 @@ CHECKS: tuple[QualityCheck, ...] = (
                 select month, hs8, sum(source_row_count) as n, sum(quantity_kg) as kg,
                        sum(value_usd) as usd, sum(value_cny) as cny, count(*) as fct_rows
                 from marts.fct_exports_monthly where {{months month}} group by all
+            ),
+            layer_staging_fct as (
+                select coalesce(e.month, f.month) as month, coalesce(e.hs8, f.hs8) as hs8,
+                       abs(coalesce(e.n, 0) - coalesce(f.n, 0)) as rows_diff,
+                       abs(coalesce(e.kg, 0) - coalesce(f.kg, 0)) as kg_diff,
+                       abs(coalesce(e.usd, 0) - coalesce(f.usd, 0)) as usd_diff,
+                       abs(coalesce(e.cny, 0) - coalesce(f.cny, 0)) as cny_diff
+                from stg_expected e full join fct f on e.month = f.month and e.hs8 = f.hs8
             )
-            select * from layer_raw_staging
+            select *, 1 as keys, (greatest(rows_diff, kg_diff, usd_diff, cny_diff) > 0.01)::int as keys_off,
+                   null as worst_code from layer_raw_staging
             union all
-            select 'staging->fct', strftime(coalesce(e.month, f.month), '%Y-%m') || ' ' || coalesce(e.hs8, f.hs8),
-                   abs(coalesce(e.n, 0) - coalesce(f.n, 0)),
-                   abs(coalesce(e.kg, 0) - coalesce(f.kg, 0)),
-                   abs(coalesce(e.usd, 0) - coalesce(f.usd, 0)),
-                   abs(coalesce(e.cny, 0) - coalesce(f.cny, 0))
-            from stg_expected e full join fct f on e.month = f.month and e.hs8 = f.hs8""",
+            -- a row per month (GX validates thousands of rows, not a code-month each): the largest
+            -- differences of its codes, how many codes are off and the code furthest off
+            select 'staging->fct', strftime(month, '%Y-%m'), max(rows_diff), max(kg_diff), max(usd_diff), max(cny_diff),
+                   count(*), count(*) filter (where greatest(rows_diff, kg_diff, usd_diff, cny_diff) > 0.01),
+                   arg_max(hs8, greatest(rows_diff, kg_diff, usd_diff, cny_diff))
+            from layer_staging_fct group by month""",
         expectations=tuple(
             E("ExpectColumnValuesToBeBetween", column=c, min_value=0, max_value=0.01)
             for c in ("rows_diff", "kg_diff", "usd_diff", "cny_diff")
@@ -323,13 +361,20 @@ CHECKS: tuple[QualityCheck, ...] = (
         severity=ERROR,
         description="In export_growth_monthly, the partner rows of every month and code add up to its WLD row (kg and USD).",
         population_sql="""
-            select w.month, w.hs8,
-                   abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
-                   abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
-            from (select * from marts.export_growth_monthly where partner_iso3 = 'WLD' and {growth_months month}) w
-            full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
-                       from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {growth_months month} group by all) p
-              on w.month = p.month and w.hs8 = p.hs8""",
+            with diffs as (
+                select coalesce(w.month, p.month) as month, coalesce(w.hs8, p.hs8) as hs8,
+                       abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
+                       abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
+                from (select month, hs8, quantity_kg, value_usd from marts.export_growth_monthly
+                      where partner_iso3 = 'WLD' and {growth_months month}) w
+                full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
+                           from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {growth_months month} group by all) p
+                  on w.month = p.month and w.hs8 = p.hs8
+            )
+            -- a row per month: its codes' largest differences, how many are off, the code furthest off
+            select month, count(*) as codes, count(*) filter (where kg_diff > 0.01 or usd_diff > 0.01) as codes_off,
+                   max(kg_diff) as kg_diff, max(usd_diff) as usd_diff, arg_max(hs8, greatest(kg_diff, usd_diff)) as worst_code
+            from diffs group by month order by month""",
         expectations=(
             E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=0.01),
             E("ExpectColumnValuesToBeBetween", column="usd_diff", min_value=0, max_value=0.01),
@@ -440,16 +485,23 @@ CHECKS: tuple[QualityCheck, ...] = (
         asset=FCT,
         severity=WARN,
         description=f"Each month of a code (with 4+ partners usually) has at least {MIN_PARTNER_SHARE:.0%} of its median number of partners.",
-        population_sql="""
+        population_sql=f"""
             with counts as (
                 select hs8, month, count(distinct partner_code) as partners from marts.fct_exports_monthly
-                where {neighbourhood month} group by all
+                where {{neighbourhood month}} group by all
+            ),
+            shares as (
+                select hs8, month, partners, median(partners) over (partition by hs8) as usual_partners,
+                       partners / median(partners) over (partition by hs8) as share_of_usual
+                from counts
+                qualify median(partners) over (partition by hs8) >= 4 and {{months month}}
             )
-            select hs8, strftime(month, '%Y-%m') as month, partners,
-                   median(partners) over (partition by hs8) as usual_partners,
-                   partners / median(partners) over (partition by hs8) as share_of_usual
-            from counts
-            qualify median(partners) over (partition by hs8) >= 4 and {months month}""",
+            -- a row per month: its codes' lowest share, how many codes are under the limit, the lowest code
+            select strftime(month, '%Y-%m') as month, count(*) as codes,
+                   count(*) filter (where share_of_usual < {MIN_PARTNER_SHARE}) as codes_off,
+                   min(share_of_usual) as share_of_usual, arg_min(hs8, share_of_usual) as lowest_code,
+                   arg_min(partners, share_of_usual) as its_partners, arg_min(usual_partners, share_of_usual) as its_usual_partners
+            from shares group by month order by month""",
         expectations=(E("ExpectColumnValuesToBeBetween", column="share_of_usual", min_value=MIN_PARTNER_SHARE),),
     ),
     QualityCheck(
@@ -533,7 +585,7 @@ class Scope:
 
     def describe(self, check: "QualityCheck") -> str:
         """Which months `check` looked at, in words (the gate's metadata)."""
-        sql = " ".join(filter(None, [check.population_sql, *(PREPARE[t] for t in check.requires)]))
+        sql = " ".join(filter(None, [check.population_sql, *(s for t in check.requires for s in PREPARE[t])]))
         months = month_label(self.months)
         if not self.months and not self.growth_months and _PLACEHOLDER.search(sql):
             return "none (no month rebuilt since the last gate that passed)"
@@ -654,7 +706,7 @@ def run_checks(
         started = time.perf_counter()
         for table in check.requires:
             if table not in prepared:
-                con.execute(render(PREPARE[table]))
+                prepare(con, table, scope)
                 prepared.add(table)
         sql = render(check.population_sql)
         try:
@@ -691,12 +743,28 @@ def run_checks(
         outcome = CheckOutcome(check, passed, observed, results, sample, len(frame), time.perf_counter() - started,
                                "all months" if scope is None else scope.describe(check))
         outcomes.append(outcome)
+        del frame
+        _return_freed_memory()
         if on_result:
             on_result(outcome)
     if site_names and docs:
         # one data-docs build for the whole gate (a build per checkpoint re-renders the index each time)
         context.build_data_docs(site_names=site_names, resource_identifiers=docs)
     return outcomes
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap freed by a check back to the system: glibc keeps it otherwise, and the
+    steps after the gate (the Parquet export's DuckDB) would stack on top of it."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def _failing_rows(frame, check: QualityCheck) -> list[dict]:
