@@ -179,7 +179,7 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
                    {number(value_col)} AS value, {text(value_col)} AS {value_col}_text,
                    CASE WHEN NOT {_null_token(text('unit'))} THEN {text('unit')} END AS unit,
                    CASE WHEN NOT {_null_token(text('unit2'))} THEN {text('unit2')} END AS unit2
-            FROM _bstage s JOIN _bmeta m ON m.staged = s.filename AND m.gid = {gid}
+            FROM _bstage s JOIN _bmeta m ON m.fid = s.file_index AND m.gid = {gid}
         ) r
         LEFT JOIN _unit_alias a ON a.alias = lower(r.unit)
         LEFT JOIN _commodity c ON c.hs8 = r.hs8
@@ -241,7 +241,8 @@ class BatchLoader:
         try:
             if batched:
                 self.con.execute(_BROWS_DDL)
-                self.con.execute("CREATE OR REPLACE TEMP TABLE _bmeta (gid INT, fid INT, staged VARCHAR, "
+                # fid: the file's place in its read_csv's list of paths (read_csv's file_index)
+                self.con.execute("CREATE OR REPLACE TEMP TABLE _bmeta (gid INT, fid INT, "
                                  "name_start DATE, name_end DATE, first_rowid BIGINT)")
                 if ready is None:
                     ready = self.prepare(candidates)
@@ -261,9 +262,9 @@ class BatchLoader:
         try:
             self.con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _bstage AS
-                    SELECT * FROM read_csv($paths, header=true, auto_detect=false, columns={spec},
+                    SELECT *, file_index FROM read_csv($paths, header=true, auto_detect=false, columns={spec},
                                            delim=',', quote='"', escape='"', strict_mode=true,
-                                           null_padding=false, max_line_size=1048576, filename=true)""",
+                                           null_padding=false, max_line_size=1048576)""",
                 {"paths": [str(c.shape.path) for c in group]},
             )
         except duckdb.Error:
@@ -275,13 +276,13 @@ class BatchLoader:
         self._gid += 1
         gid = self._gid
         self.con.executemany(
-            "INSERT INTO _bmeta VALUES (?, ?, ?, ?, ?, NULL)",
-            [(gid, i, str(c.shape.path), *(c.name_period or (None, None))) for i, c in enumerate(group)],
+            "INSERT INTO _bmeta VALUES (?, ?, ?, ?, NULL)",
+            [(gid, i, *(c.name_period or (None, None))) for i, c in enumerate(group)],
         )
         self.con.execute(
             """UPDATE _bmeta SET first_rowid = f.first_rowid
-               FROM (SELECT filename, min(rowid) AS first_rowid FROM _bstage GROUP BY filename) f
-               WHERE f.filename = _bmeta.staged AND _bmeta.gid = $gid""",
+               FROM (SELECT file_index, min(rowid) AS first_rowid FROM _bstage GROUP BY file_index) f
+               WHERE f.file_index = _bmeta.fid AND _bmeta.gid = $gid""",
             {"gid": gid},
         )
         self.con.execute(f"INSERT INTO _brows ({ROW_COLUMNS}) " + _row_sql(columns, gid))
