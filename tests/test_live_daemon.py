@@ -175,9 +175,10 @@ def dagster_dev(root: Path, landing: Path, warehouse: Path):
         DAGSTER_DISABLE_TELEMETRY="1",
         DBT_SEND_ANONYMOUS_USAGE_STATS="False",
         GX_ANALYTICS_ENABLED="False",
-        # as in an activated venv (or `uv run`): under `dagster dev`, dagster-dbt re-parses the dbt
-        # project when the definitions load, with the `dbt` on PATH (not the venv's DBT_EXECUTABLE)
-        PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        # as `make dev` runs it: the venv's dagster, the venv not activated. Under `dagster dev`,
+        # dagster-dbt re-parses the dbt project when the definitions load, with the `dbt` on PATH:
+        # dagster_project/defs/dbt_assets.py puts the venv's first
+        PATH=os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != venv_bin),
     )
     log = root / "dagster_dev.log"
     with log.open("wb") as out:

@@ -48,6 +48,12 @@ from .resources import WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
+# dagster-dbt's parse under `dagster dev` (prepare_if_dev) runs the `dbt` it finds on PATH, and
+# `make dev` runs the venv's dagster without activating the venv: put the venv's dbt first.
+_VENV_BIN = Path(sys.executable).parent
+if (_VENV_BIN / "dbt").exists() and str(_VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(filter(None, [str(_VENV_BIN), os.environ.get("PATH")]))
+
 # `dagster dev` re-parses on start; the CLI, tests and CI use the manifest `make` prepares.
 # A clean clone without one still loads: parse once here (about 10 s) rather than fail.
 dbt_project.prepare_if_dev()
