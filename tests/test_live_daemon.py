@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import pytest
 from conftest import make_workspace
 from gacc_files import copy_sample
 from test_quality_gate import marts_hash
+from test_sensor_and_ui import _free_port
 
 from dagster_project.lib.settings import PROJECT_ROOT
 
@@ -70,12 +70,6 @@ class Run:
     def describe(self) -> str:
         extra = {k: v for k, v in self.tags.items() if k in (RANGE_START, RANGE_END, "landing_files", "customs/after_ingest_run")}
         return f"{self.run_id} {self.status:<9} sensor={self.sensor} {extra}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _survivors(pgid: int, home: Path, port: int) -> list[str]:

@@ -12,6 +12,7 @@ errors (they block publishing); everything else warns.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ ERROR, WARN = "ERROR", "WARN"
 EXTREME_RATIO = 100.0
 MAD_LIMIT = 3.0
 MIN_HISTORY_MONTHS = 6  # a median and MAD over fewer months say little: no outlier warning before then
+TOTALS_TOLERANCE = 0.01  # kg or currency units a total may differ by (rounding of 3- and 2-decimal figures)
 MAD_FLOOR_SHARE = 0.01  # a MAD below 1% of the median is raised to it: identical prices are not a licence to flag 0.1%
 PUBLISHED_TOLERANCE_PCT = 0.5
 CUMULATIVE_TOLERANCE_PCT = 0.5
@@ -359,18 +361,18 @@ CHECKS: tuple[QualityCheck, ...] = (
                        abs(coalesce(e.cny, 0) - coalesce(f.cny, 0)) as cny_diff
                 from stg_expected e full join fct f on e.month = f.month and e.hs8 = f.hs8
             )
-            select *, 1 as keys, (greatest(rows_diff, kg_diff, usd_diff, cny_diff) > 0.01)::int as keys_off,
+            select *, 1 as keys, (greatest(rows_diff, kg_diff, usd_diff, cny_diff) > {TOTALS_TOLERANCE})::int as keys_off,
                    null as worst_code from layer_raw_staging
             union all
             -- a row per month (GX validates thousands of rows, not a code-month each): the largest
             -- differences of its codes, how many codes are off and the code furthest off
             select 'staging->fct', strftime(month, '%Y-%m'), max(rows_diff), max(kg_diff), max(usd_diff), max(cny_diff),
-                   count(*), count(*) filter (where greatest(rows_diff, kg_diff, usd_diff, cny_diff) > 0.01),
+                   count(*), count(*) filter (where greatest(rows_diff, kg_diff, usd_diff, cny_diff) > {TOTALS_TOLERANCE}),
                    arg_max(hs8, greatest(rows_diff, kg_diff, usd_diff, cny_diff))
-                       filter (where greatest(rows_diff, kg_diff, usd_diff, cny_diff) > 0.01)
+                       filter (where greatest(rows_diff, kg_diff, usd_diff, cny_diff) > {TOTALS_TOLERANCE})
             from layer_staging_fct group by month""",
         expectations=tuple(
-            E("ExpectColumnValuesToBeBetween", column=c, min_value=0, max_value=0.01)
+            E("ExpectColumnValuesToBeBetween", column=c, min_value=0, max_value=TOTALS_TOLERANCE)
             for c in ("rows_diff", "kg_diff", "usd_diff", "cny_diff")
         ),
     ),
@@ -379,25 +381,25 @@ CHECKS: tuple[QualityCheck, ...] = (
         asset=GROWTH,
         severity=ERROR,
         description="In export_growth_monthly, the partner rows of every month and code add up to its WLD row (kg and USD).",
-        population_sql="""
+        population_sql=f"""
             with diffs as (
                 select coalesce(w.month, p.month) as month, coalesce(w.hs8, p.hs8) as hs8,
                        abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
                        abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
                 from (select month, hs8, quantity_kg, value_usd from marts.export_growth_monthly
-                      where partner_iso3 = 'WLD' and {growth_months month}) w
+                      where partner_iso3 = 'WLD' and {{growth_months month}}) w
                 full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
-                           from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {growth_months month} group by all) p
+                           from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {{growth_months month}} group by all) p
                   on w.month = p.month and w.hs8 = p.hs8
             )
             -- a row per month: its codes' largest differences, how many are off, the code furthest off
-            select month, count(*) as codes, count(*) filter (where kg_diff > 0.01 or usd_diff > 0.01) as codes_off,
+            select month, count(*) as codes, count(*) filter (where kg_diff > {TOTALS_TOLERANCE} or usd_diff > {TOTALS_TOLERANCE}) as codes_off,
                    max(kg_diff) as kg_diff, max(usd_diff) as usd_diff,
-                   arg_max(hs8, greatest(kg_diff, usd_diff)) filter (where kg_diff > 0.01 or usd_diff > 0.01) as worst_code
+                   arg_max(hs8, greatest(kg_diff, usd_diff)) filter (where kg_diff > {TOTALS_TOLERANCE} or usd_diff > {TOTALS_TOLERANCE}) as worst_code
             from diffs group by month order by month""",
         expectations=(
-            E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=0.01),
-            E("ExpectColumnValuesToBeBetween", column="usd_diff", min_value=0, max_value=0.01),
+            E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=TOTALS_TOLERANCE),
+            E("ExpectColumnValuesToBeBetween", column="usd_diff", min_value=0, max_value=TOTALS_TOLERANCE),
         ),
     ),
     # ------------------------------------------------------------------ totals (warnings)
@@ -775,20 +777,28 @@ def run_checks(
     return outcomes
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def _return_freed_memory(collect: bool = False) -> None:
     """Hand the heap freed by a check back to the system: glibc keeps it otherwise, and the
     steps after the gate (the Parquet export's DuckDB) would stack on top of it. `collect`
     also frees GX's reference cycles (0.15 s a time, so once, at the end of the gate)."""
-    import ctypes
-    import ctypes.util
     import gc
 
     if collect:
         gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
+    trim = getattr(_libc(), "malloc_trim", None)  # glibc only (not macOS, musl): elsewhere nothing to trim
+    if trim is not None:
+        trim(0)
 
 
 def _failing_rows(frame, check: QualityCheck) -> list[dict]:
