@@ -34,6 +34,7 @@ from gacc_files import copy_sample
 from test_quality_gate import marts_hash
 from test_sensor_and_ui import _free_port
 
+from dagster_project.defs.dbt_assets import MONTHLY_ASSETS
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,7 @@ MONTHS_SENSOR = "build_months_after_ingest"  # RUNNING by default
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 FIRST_MONTHS = ["202504", "202505", "202506"]
 NEW_MONTH = "202507"
+BACKFILL_MONTHS = ["2025-05", "2025-06"]
 # The sensors tick every 30 s (minimum_interval_seconds): a phase takes about a minute.
 UI_DEADLINE = 180
 PHASE_DEADLINE = 300
@@ -246,6 +248,44 @@ def _wait_for_build(dev: DagsterDev, before: set[str], what: str) -> tuple[Run, 
         time.sleep(2)
 
 
+def _launch_backfill(dev: DagsterDev, assets: list[str], partitions: list[str]) -> str:
+    """What the UI's Materialize dialog sends for a range of months of the selected assets."""
+    data = dev.gql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {"params": {"assetSelection": [{"path": a.split("/")} for a in assets], "partitionNames": partitions}},
+    )["launchPartitionBackfill"]
+    assert data["__typename"] == "LaunchBackfillSuccess", data
+    return data["backfillId"]
+
+
+def _wait_for_backfill(dev: DagsterDev, backfill_id: str) -> list[Run]:
+    """Poll until the backfill daemon has finished the backfill; its runs, which must all have succeeded."""
+    deadline = time.monotonic() + PHASE_DEADLINE
+    while True:
+        status = dev.gql("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            __typename ... on PartitionBackfill { status } ... on PythonError { message } } }""", {"id": backfill_id})[
+            "partitionBackfillOrError"]
+        assert status["__typename"] == "PartitionBackfill", status
+        runs = [r for r in dev.runs() if r.tags.get("dagster/backfill") == backfill_id]
+        table = "\n".join(r.describe() for r in runs) or "(no runs)"
+        if status["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+            assert status["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), f"backfill {status['status']}\n{table}\n{dev.log_tail()}"
+            assert runs and all(r.status == "SUCCESS" for r in runs), table
+            return runs
+        assert time.monotonic() < deadline, f"the backfill had not finished after {PHASE_DEADLINE} s\n{table}\n{dev.log_tail()}"
+        time.sleep(2)
+
+
+def _materialized(dev: DagsterDev, asset: str, run_ids: set[str]) -> set[str]:
+    """The partitions of `asset` that the given runs materialised."""
+    data = dev.gql("""query($key: AssetKeyInput!) { assetOrError(assetKey: $key) {
+        __typename ... on Asset { assetMaterializations { runId partition } } } }""", {"key": {"path": asset.split("/")}})[
+        "assetOrError"]
+    assert data["__typename"] == "Asset", data
+    return {m["partition"] for m in data["assetMaterializations"] if m["runId"] in run_ids}
+
+
 def _figures(warehouse: Path) -> dict:
     """Read from the served file (one read-only connection, closed before anything writes again):
     the months in the marts, the world figures of HS 85051110 by month, the files loaded."""
@@ -313,8 +353,23 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
         second = _figures(warehouse)
         live_second_hash = marts_hash(warehouse, figures_only=True)
         second_runs = [(ingest2.run_id, None), (months2[0].run_id, months2[0].range)]
+
+        # 3. a backfill of May..June from the UI (select the monthly models, Materialize, a range of
+        #    months): every selected model is rebuilt for both months, and the figures stay the same
+        backfill_id = _launch_backfill(dev, sorted(MONTHLY_ASSETS), BACKFILL_MONTHS)
+        backfill_runs = _wait_for_backfill(dev, backfill_id)
+        run_ids = {r.run_id for r in backfill_runs}
+        rebuilt = {asset: _materialized(dev, asset, run_ids) for asset in sorted(MONTHLY_ASSETS)}
+        backfill_hash = marts_hash(warehouse, figures_only=True)
+        backfill_ranges = sorted(r.range for r in backfill_runs)
     assert not dev.survivors, "dagster dev left processes running:\n" + "\n".join(dev.survivors)
     live_seconds = time.monotonic() - started
+
+    # The backfill rebuilt every monthly model for both months, in one run per the single-run
+    # backfill policy, and left the figures as they were
+    assert rebuilt == {asset: set(BACKFILL_MONTHS) for asset in MONTHLY_ASSETS}, rebuilt
+    assert backfill_ranges == [(BACKFILL_MONTHS[0], BACKFILL_MONTHS[-1])], backfill_ranges
+    assert backfill_hash == live_second_hash
 
     # The served file holds the months copied, with the published figures
     assert first["fct_months"] == first["growth_months"] == first_keys
@@ -341,5 +396,5 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
     assert second_cli.success and [(r.start, r.end) for r in second_cli.ranges] == [(_key(NEW_MONTH), _key(NEW_MONTH))]
     assert marts_hash(cli.warehouse, figures_only=True) == live_second_hash
 
-    print(f"\nlive dagster dev: {live_seconds:.0f} s; runs {first_runs} then {second_runs}; "
+    print(f"\nlive dagster dev: {live_seconds:.0f} s; runs {first_runs} then {second_runs}, backfill {backfill_ranges}; "
           f"world kg {second['world_kg']}; MoM {({m: round(v[1], 2) for m, v in second['world_growth'].items() if v[1] is not None})}")

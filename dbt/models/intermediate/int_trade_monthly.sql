@@ -27,8 +27,12 @@ with current_monthly_all as not materialized (
     select
         *,
         hash(flow, period_start, hs8, partner_code) as trade_key_hash
-    from {{ ref('int_customs_facts_current') }}
-    where not is_cumulative and {{ in_months('period_start') }}
+    -- the history's current rows, as int_customs_facts_current shows them, read from the history
+    -- itself: a month partition of this model then depends on the same month of the history
+    -- with no unpartitioned view in between, which a backfill of a month range in the Dagster
+    -- UI needs to request the models one after the other (docs/monthly_partitions.md)
+    from {{ ref('int_customs_facts_history') }}
+    where is_current and not is_cumulative and {{ in_months('period_start') }}
         -- only USD and CNY rows reach the output (the full outer join below)
         and currency in ('USD', 'CNY')
 ),
