@@ -33,11 +33,25 @@ def dagster_home() -> Path:
     return home
 
 
-def _instance():
-    from dagster import DagsterInstance
+POOLED_EVENT_LOG = {"module": "dagster_project.lib.event_log", "class": "PooledSqliteEventLogStorage"}
 
-    dagster_home()
-    return DagsterInstance.get()
+
+def _instance():
+    """The $DAGSTER_HOME instance; its default SQLite event log keeps its connections open here.
+
+    A headless build writes its few hundred events from this one process: lib/event_log.py saves
+    a connect, checkpoint and close per event. A dagster.yaml that names its own storage is used as written.
+    """
+    import yaml
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    home = dagster_home()
+    config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+    if "storage" in config or "event_log_storage" in config:
+        return DagsterInstance.get()
+    overrides = {"event_log_storage": {**POOLED_EVENT_LOG, "config": {"base_dir": str(home / "history" / "runs")}}}
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
 PID_TAG = "customs/cli_pid"
