@@ -160,6 +160,8 @@ def _fields(line: str) -> list[str]:
 
 def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    # only a failed UTF-8 attempt asks how much non-ASCII text it had read (UTF8_EVIDENCE_CHARS)
+    count_non_ascii = encoding.startswith("utf-8")
     scan = _LineScan()
     offset = 0
     non_ascii = 0
@@ -182,7 +184,8 @@ def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
             if first:
                 text = text.lstrip("\ufeff")  # a BOM that survived decoding (GB18030's own BOM)
                 first = False
-            non_ascii += _non_ascii(text)
+            if count_non_ascii:
+                non_ascii += _non_ascii(text)
             writer.write(text)
             scan.feed(chunk)
             offset += len(chunk)
