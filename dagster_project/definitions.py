@@ -1,9 +1,5 @@
 """The Dagster code location: `dagster dev` (make dev) and `make run` both load this."""
 
-import shutil
-import sys
-from pathlib import Path
-
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
@@ -15,15 +11,13 @@ from .defs.resources import WarehouseResource
 from .defs.schedules import monthly_after_gacc_release
 from .defs.sensors import build_months_after_ingest, landing_files_sensor
 from .defs.serving_assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
-from .lib.settings import export_to_environ
+from .lib.settings import dbt_executable, export_to_environ
 
 export_to_environ()
 
 ASSETS = [raw_customs_extracts, customs_dbt_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site]
 
-# The dbt installed beside this interpreter (the project's venv), whatever PATH says.
-_venv_dbt = Path(sys.executable).with_name("dbt")
-DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else (shutil.which("dbt") or "dbt")
+DBT_EXECUTABLE = dbt_executable()
 
 RESOURCES = {
     "warehouse": WarehouseResource(),

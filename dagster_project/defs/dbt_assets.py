@@ -4,7 +4,6 @@ from graphlib import TopologicalSorter
 import json
 import os
 import shutil
-import sys
 import uuid
 from contextlib import contextmanager
 from functools import cached_property
@@ -41,7 +40,7 @@ from ..lib.incremental import (
     static_nodes_current,
     unbuilt_loads,
 )
-from ..lib.settings import DBT_PROJECT_DIR, Settings
+from ..lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings
 from .partitions import CUSTOMS_MONTH, months_of_range
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
@@ -50,9 +49,8 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 # dagster-dbt's parse under `dagster dev` (prepare_if_dev) runs the `dbt` it finds on PATH, and
 # `make dev` runs the venv's dagster without activating the venv: put the venv's dbt first.
-_VENV_BIN = Path(sys.executable).parent
-if (_VENV_BIN / "dbt").exists() and str(_VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = os.pathsep.join(filter(None, [str(_VENV_BIN), os.environ.get("PATH")]))
+if (VENV_BIN / "dbt").exists() and str(VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(filter(None, [str(VENV_BIN), os.environ.get("PATH")]))
 
 # `dagster dev` re-parses on start; the CLI, tests and CI use the manifest `make` prepares.
 # A clean clone without one still loads: parse once here (about 10 s) rather than fail.
@@ -106,7 +104,7 @@ class _LeanDbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+        if Path(self.dbt_executable).parent == VENV_BIN:
             return version.parse(importlib.metadata.version("dbt-core"))
         return super()._cli_version
 

@@ -8,6 +8,8 @@ writes the absolute paths back into the environment that dbt's subprocess inheri
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,16 @@ STORAGE_VERSION = "v1.1.0"
 # DuckDB's memory for the Dagster process's connections to the working copy (ingest, checks):
 # beyond it, DuckDB spills to <working copy>.tmp. dbt has its own limit (dbt/profiles.yml).
 DUCKDB_MEMORY_LIMIT = os.environ.get("CUSTOMS_DUCKDB_MEMORY_LIMIT", "1GB")
+
+
+# The project's venv: `make` runs its python without activating it, so its `bin` may not be on PATH.
+VENV_BIN = Path(sys.executable).parent
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter (the project's venv), whatever PATH says."""
+    venv_dbt = VENV_BIN / "dbt"
+    return str(venv_dbt) if venv_dbt.exists() else (shutil.which("dbt") or "dbt")
 
 
 def _resolve(value: str | None, default: Path) -> Path:
