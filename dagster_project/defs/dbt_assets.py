@@ -139,6 +139,16 @@ def _partial_parse_cache(settings: Settings) -> Path:
     return base / "partial_parse_by_warehouse" / f"{key}.msgpack"
 
 
+def _manifest_parse_state() -> Path:
+    """The parse state `make manifest` left beside the manifest, which a warehouse's first build starts from.
+
+    It was parsed with `make`'s WAREHOUSE_PATH: dbt partially parses from it when the build's
+    profile is the same (`make run` with the default path: ~1.7 s less) and parses the whole
+    project otherwise, as it would without it.
+    """
+    return dbt_project.manifest_path.with_name("partial_parse.msgpack")
+
+
 def _keep_partial_parse(parsed: Path, cache: Path) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
@@ -261,10 +271,11 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     _discard_spill_files(settings)
     target_path = _target_path(context)
     cache = _partial_parse_cache(settings)
-    if cache.exists():
+    seed = cache if cache.exists() else _manifest_parse_state()
+    if seed.exists():
         target_path.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copyfile(cache, target_path / "partial_parse.msgpack")
+            shutil.copyfile(seed, target_path / "partial_parse.msgpack")
         except OSError:  # pruned meanwhile: dbt parses the whole project
             pass
     with _environ(dbt_env(variables)):

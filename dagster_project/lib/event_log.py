@@ -65,7 +65,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value) -> "PooledSqliteEventLogStorage":
-        return cls(inst_data=inst_data, **config_value)  # Dagster's builds its own class by name
+        return cls(inst_data=inst_data, **config_value)  # the parent would build a SqliteEventLogStorage
 
     def wipe(self) -> None:
         self._close_engines()  # wipe removes the run databases: no connection may keep one
