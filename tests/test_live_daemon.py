@@ -6,7 +6,8 @@ they touched as partitioned runs, and publishes the served DuckDB file.
 The other sensor tests evaluate the sensors with build_sensor_context; this one checks what only a
 live daemon does: the ticks, the run queue (one run at a time, dagster.yaml), the asset sensor
 seeing the ingest's materialisation, the range tags reaching a run launched in its own process,
-and the served file holding the right figures afterwards. The served file is read only once the
+the served file holding the right figures afterwards, and the backfill daemon building a range of
+months picked in the UI (the monthly models alone, then everything after the ingest). The served file is read only once the
 runs have finished (no DuckDB lock can clash with a writer), and each read closes its connection
 before more files land.
 """
@@ -34,7 +35,9 @@ from gacc_files import copy_sample
 from test_quality_gate import marts_hash
 from test_sensor_and_ui import _free_port
 
+from dagster_project.definitions import defs
 from dagster_project.defs.dbt_assets import MONTHLY_ASSETS
+from dagster_project.defs.jobs import build_selections
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -362,6 +365,17 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
         rebuilt = {asset: _materialized(dev, asset, run_ids) for asset in sorted(MONTHLY_ASSETS)}
         backfill_hash = marts_hash(warehouse, figures_only=True)
         backfill_ranges = sorted(r.range for r in backfill_runs)
+
+        # 4. the same range with everything after the ingest selected (the asset graph, select
+        #    all, Materialize): the daemon runs the unpartitioned models before and after the
+        #    months, then the checks and the publish; every asset is materialised
+        everything = sorted(k.to_user_string() for k in build_selections(defs.resolve_asset_graph())[0])
+        whole_id = _launch_backfill(dev, everything, BACKFILL_MONTHS)
+        whole_runs = _wait_for_backfill(dev, whole_id)
+        whole_ids = {r.run_id for r in whole_runs}
+        whole = {asset: _materialized(dev, asset, whole_ids) for asset in everything}
+        whole_hash = marts_hash(warehouse, figures_only=True)
+        whole_ranges = [r.range for r in whole_runs if r.range != (None, None)]
     assert not dev.survivors, "dagster dev left processes running:\n" + "\n".join(dev.survivors)
     live_seconds = time.monotonic() - started
 
@@ -370,6 +384,10 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
     assert rebuilt == {asset: set(BACKFILL_MONTHS) for asset in MONTHLY_ASSETS}, rebuilt
     assert backfill_ranges == [(BACKFILL_MONTHS[0], BACKFILL_MONTHS[-1])], backfill_ranges
     assert backfill_hash == live_second_hash
+    assert {a: m for a, m in whole.items() if a in MONTHLY_ASSETS} == {a: set(BACKFILL_MONTHS) for a in MONTHLY_ASSETS}
+    assert {a: m for a, m in whole.items() if a not in MONTHLY_ASSETS} == {a: {None} for a in everything if a not in MONTHLY_ASSETS}
+    assert whole_ranges == [(BACKFILL_MONTHS[0], BACKFILL_MONTHS[-1])], whole_ranges
+    assert whole_hash == live_second_hash
 
     # The served file holds the months copied, with the published figures
     assert first["fct_months"] == first["growth_months"] == first_keys
@@ -396,5 +414,5 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
     assert second_cli.success and [(r.start, r.end) for r in second_cli.ranges] == [(_key(NEW_MONTH), _key(NEW_MONTH))]
     assert marts_hash(cli.warehouse, figures_only=True) == live_second_hash
 
-    print(f"\nlive dagster dev: {live_seconds:.0f} s; runs {first_runs} then {second_runs}, backfill {backfill_ranges}; "
+    print(f"\nlive dagster dev: {live_seconds:.0f} s; runs {first_runs} then {second_runs}, backfills {backfill_ranges}, {len(whole_runs)} runs; "
           f"world kg {second['world_kg']}; MoM {({m: round(v[1], 2) for m, v in second['world_growth'].items() if v[1] is not None})}")
