@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .lib.build_lock import BuildLock, BuildLockTimeout
-from .lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT, export_to_environ
+from .lib.settings import PROJECT_ROOT, dbt_target_dir, export_to_environ
 
 
 def dagster_home() -> Path:
@@ -128,12 +128,6 @@ KEEP_DBT_INVOCATIONS = 3  # per kind (each op's folders, and the context-free on
 # A folder touched this recently may belong to a dbt that another build (another
 # DAGSTER_HOME: tests, benchmarks) is running right now: leave it.
 DBT_INVOCATION_GRACE_S = 3600.0
-
-
-def dbt_target_dir() -> Path:
-    """The folder dagster-dbt puts its invocation folders in ($DBT_TARGET_PATH, default target)."""
-    base = Path(os.environ.get("DBT_TARGET_PATH", "target"))
-    return base if base.is_absolute() else DBT_PROJECT_DIR / base
 
 
 def _activity(path: Path) -> tuple[float, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from gacc_files import copy_sample
 
 from dagster_project.defs import dbt_assets
-from dagster_project.lib.settings import DBT_PROJECT_DIR, dbt_executable
+from dagster_project.lib.settings import DBT_PROJECT_DIR, dbt_executable, dbt_target_dir
 
 
 def _dbt_logs_since(target: Path, before: set[Path]) -> list[str]:
@@ -32,7 +32,7 @@ def test_the_first_build_parses_from_the_manifest_parse_state(workspace, tmp_pat
     seed = seed_dir / "partial_parse.msgpack"
     assert seed.exists()
     monkeypatch.setattr(dbt_assets, "_manifest_parse_state", lambda: seed)
-    target = DBT_PROJECT_DIR / "target"
+    target = dbt_target_dir()
     before = set(target.glob("customs_dbt_models-*"))
 
     result = workspace.build()
@@ -47,9 +47,9 @@ def test_the_first_build_parses_from_the_manifest_parse_state(workspace, tmp_pat
 
 def test_a_parse_state_for_another_warehouse_only_costs_a_full_parse(workspace, monkeypatch):
     copy_sample(workspace.landing, months=["202505"])
-    other = DBT_PROJECT_DIR / "target" / "partial_parse.msgpack"  # `make manifest`'s, for data/warehouse.duckdb
+    other = dbt_target_dir() / "partial_parse.msgpack"  # `make manifest`'s, for data/warehouse.duckdb
     monkeypatch.setattr(dbt_assets, "_manifest_parse_state", lambda: other)
-    target = DBT_PROJECT_DIR / "target"
+    target = dbt_target_dir()
     before = set(target.glob("customs_dbt_models-*"))
 
     result = workspace.build()

@@ -40,7 +40,7 @@ from ..lib.incremental import (
     static_nodes_current,
     unbuilt_loads,
 )
-from ..lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings
+from ..lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings, dbt_executable, dbt_target_dir
 from .partitions import CUSTOMS_MONTH, months_of_range
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
@@ -49,7 +49,7 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 # dagster-dbt's parse under `dagster dev` (prepare_if_dev) runs the `dbt` it finds on PATH, and
 # `make dev` runs the venv's dagster without activating the venv: put the venv's dbt first.
-if (VENV_BIN / "dbt").exists() and str(VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+if Path(dbt_executable()).parent == VENV_BIN and str(VENV_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join(filter(None, [str(VENV_BIN), os.environ.get("PATH")]))
 
 # `dagster dev` re-parses on start; the CLI, tests and CI use the manifest `make` prepares.
@@ -118,9 +118,7 @@ def _lean(dbt: DbtCliResource) -> DbtCliResource:
 
 def _target_path(context: AssetExecutionContext) -> Path:
     """A target folder per invocation, named as dagster-dbt names them (cli.py prunes them by that name)."""
-    base = Path(os.environ.get("DBT_TARGET_PATH", "target"))
-    base = base if base.is_absolute() else dbt_project.project_dir / base
-    return base / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    return dbt_target_dir() / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
 
 
 PARTIAL_PARSE_CACHES = 20  # warehouses whose dbt parse state is kept (tests and benchmarks make many)
@@ -133,10 +131,8 @@ def _partial_parse_cache(settings: Settings) -> Path:
     manifest` parsed with makes dbt parse the whole project again; so each warehouse keeps the
     state of its own last build, under a hash of its path (the most recent few are kept).
     """
-    base = Path(os.environ.get("DBT_TARGET_PATH", "target"))
-    base = base if base.is_absolute() else dbt_project.project_dir / base
     key = hashlib.sha256(str(settings.working_path).encode()).hexdigest()[:16]
-    return base / "partial_parse_by_warehouse" / f"{key}.msgpack"
+    return dbt_target_dir() / "partial_parse_by_warehouse" / f"{key}.msgpack"
 
 
 def _manifest_parse_state() -> Path:

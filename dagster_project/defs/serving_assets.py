@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import duckdb
@@ -6,6 +5,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from ..lib import warehouse as wh
 from ..lib.headline import headline_markdown, headline_rows
+from ..lib.settings import dbt_target_dir
 from .dbt_assets import customs_dbt_models, dbt_project
 from .pools import DUCKDB_POOL
 from .resources import WarehouseResource
@@ -126,9 +126,7 @@ def _this_runs_dbt_manifest(run_id: str) -> Path | None:
     dagster-dbt gives each invocation its own target folder, `<op>-<run id[:7]>-<uuid[:7]>`,
     under $DBT_TARGET_PATH (default dbt/target).
     """
-    base = Path(os.environ.get("DBT_TARGET_PATH") or "target")
-    base = base if base.is_absolute() else dbt_project.project_dir / base
-    found = [p for p in base.glob(f"{customs_dbt_models.op.name}-{run_id[:7]}-*/manifest.json") if p.is_file()]
+    found = [p for p in dbt_target_dir().glob(f"{customs_dbt_models.op.name}-{run_id[:7]}-*/manifest.json") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 

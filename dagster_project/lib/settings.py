@@ -38,6 +38,13 @@ def dbt_executable() -> str:
     return str(venv_dbt) if venv_dbt.exists() else (shutil.which("dbt") or "dbt")
 
 
+def dbt_target_dir() -> Path:
+    """dbt's target folder ($DBT_TARGET_PATH, default dbt/target): the manifest, and the folder
+    of every dagster-dbt invocation and of the per-warehouse parse state."""
+    base = Path(os.environ.get("DBT_TARGET_PATH") or "target")
+    return base if base.is_absolute() else DBT_PROJECT_DIR / base
+
+
 def _resolve(value: str | None, default: Path) -> Path:
     path = Path(value) if value else default
     if not path.is_absolute():

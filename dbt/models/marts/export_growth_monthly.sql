@@ -42,11 +42,12 @@ series as (
 -- The months with exports loaded (dim_month's has_exports), from the facts this model reads
 -- anyway: reading dim_month would put an unpartitioned model between two month-partitioned
 -- ones, and a backfill of a month range in the Dagster UI would stop before this model.
--- by_partner covers every month the year-to-date flags below look at (growth_source_filter).
+-- world has a row for every month of by_partner (a row per code, not per partner: fewer to
+-- group) and covers every month the year-to-date flags below look at (growth_source_filter).
 loaded_months as (
     select month, year(month) as year, month(month) as month_of_year,
         count(*) over (partition by year(month) order by month rows between unbounded preceding and current row) as months_loaded_ytd
-    from (select distinct month from by_partner)
+    from (select distinct month from world)
 ),
 
 numbered as (
