@@ -65,7 +65,8 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             context.log.warning(f"{loaded.file_path}: {warning}")
     context.log.info(
         f"loaded {len(report.loaded)} file(s) ({report.batched} many per statement), {report.rows_loaded} row(s); "
-        f"{len(report.skipped)} already loaded; {len(report.rejected)} rejected"
+        f"{len(report.skipped)} already loaded; {len(report.rejected)} rejected; "
+        f"{report.hashed} file(s) hashed (the others unchanged since an earlier build)"
     )
     rejected_md = markdown_table(["file", "reason"], [(r.file_path, r.reason) for r in report.rejected])
     yield MaterializeResult(
@@ -76,6 +77,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "files_loaded_this_run": len(report.loaded),
             "files_loaded_in_batches": report.batched,
             "files_already_loaded": len(report.skipped),
+            "files_hashed_this_run": report.hashed,
             "landing_dir": str(settings.landing_dir),
         },
     )

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class IngestReport:
     rejected: list[Rejection] = field(default_factory=list)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # skipped path -> the path its content was loaded from
     batched: int = 0  # of the loaded files, how many went in many-per-statement (the rest one by one)
+    hashed: int = 0  # files whose SHA-256 was computed (the others' were known from an earlier build)
 
     @property
     def rows_loaded(self) -> int:
@@ -637,6 +639,70 @@ class _Loaded:
         return None
 
 
+class _LandingHashes:
+    """Each landing file's SHA-256, read again only when the file changed.
+
+    A national landing directory is thousands of files (6 GB at the full size): hashing every
+    one on every build took 5 s at 10 years of history, and grows with it. A hash is reused
+    while the file has the size, modification time, change time and inode it was computed
+    for. The change time moves on any write, rename or `touch`, even when a tool puts the
+    modification time back (`cp -p`, `rsync -t`). A file stat'ed within two seconds of its
+    last change is not remembered: a write in the same clock tick could leave every time as
+    it was.
+    """
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.known = {
+            path: (key, sha) for path, *key, sha in con.execute(
+                "SELECT file_path, size_bytes, mtime_ns, ctime_ns, inode, file_sha256 FROM raw.landing_file_hashes"
+            ).fetchall()
+        }
+        self.fresh: dict[str, tuple] = {}  # path -> (size, mtime, ctime, inode, sha) to remember
+        self.outdated: list[str] = []  # remembered for a status the file no longer has
+        self.hashed = 0  # files read this build
+
+    def sha256(self, lf: LandingFile) -> str:
+        now = time.time_ns()
+        st = lf.path.stat()
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        cached = self.known.get(lf.rel)
+        if cached is not None and list(cached[0]) == key:
+            return cached[1]
+        sha = sha256_of(lf.path)
+        self.hashed += 1
+        if cached is not None:
+            self.outdated.append(lf.rel)
+        if now - max(st.st_mtime_ns, st.st_ctime_ns) >= self.RACY_NS:
+            self.fresh[lf.rel] = (*key, sha)
+        return sha
+
+    def save(self, con: duckdb.DuckDBPyConnection, present: set[str] | None) -> None:
+        """Remember the new hashes; with `present` (a whole-directory scan), forget files gone since."""
+        gone = [] if present is None else [p for p in self.known if p not in present]
+        changed = list(self.fresh.items())
+        if not changed and not gone and not self.outdated:
+            return
+        columns = list(zip(*[(path, *entry) for path, entry in changed])) if changed else [[]] * 6
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM raw.landing_file_hashes WHERE list_contains($paths, file_path)",
+                        {"paths": [path for path, _ in changed] + gone + self.outdated})
+            if changed:
+                con.execute(
+                    """INSERT INTO raw.landing_file_hashes
+                       SELECT unnest($p), unnest($s), unnest($m), unnest($c), unnest($i), unnest($h), $t""",
+                    {"p": list(columns[0]), "s": list(columns[1]), "m": list(columns[2]), "c": list(columns[3]),
+                     "i": list(columns[4]), "h": list(columns[5]),
+                     "t": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)},
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
 # A GACC download stops at 10,000 rows (about 2 MB); anything this large is not one.
 MAX_FILE_BYTES = int(os.environ.get("CUSTOMS_MAX_FILE_BYTES", str(512 * 1024 * 1024)))
 
@@ -694,6 +760,7 @@ def ingest_landing(
     loader = FileLoader(con, staging_dir, today or dt.date.today(), run_id)
     batcher = BatchLoader(con, loader, staging_dir, loader.today, run_id)
     loaded = _Loaded(con)
+    hashes = _LandingHashes(con)
     recorded_rejections = {
         (r[0], r[1], r[2]) for r in con.execute("SELECT file_path, file_sha256, reason FROM audit.rejected_files").fetchall()
     }
@@ -740,8 +807,10 @@ def ingest_landing(
             load_oldest()
 
     wanted = set(only) if only is not None else None
+    present: set[str] = set()
     try:
         for lf in discover(landing_dir):
+            present.add(lf.rel)
             if wanted is not None and lf.rel not in wanted:
                 continue
             refusal = refuse_before_reading(lf, landing_dir)
@@ -749,7 +818,7 @@ def ingest_landing(
                 _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
                 continue
             try:
-                sha = sha256_of(lf.path)
+                sha = hashes.sha256(lf)
             except OSError as exc:
                 report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
                 continue
@@ -768,6 +837,8 @@ def ingest_landing(
                 while len(queued) > 1:  # keep one batch transcoding while the one before it loads
                     load_oldest()
         flush()
+        hashes.save(con, present if wanted is None else None)
+        report.hashed = hashes.hashed
     finally:
         # a failure part-way: nothing of the batches not loaded stays in the staging folder
         for files, preparing in queued:

@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS raw.customs_rows (
     unit2               VARCHAR,
     value               DECIMAL(38, 4)        -- in `currency`
 );
+-- Each landing file's SHA-256 and the file status it was computed for: a build reads again
+-- only the files that changed since (lib/ingest.py, _LandingHashes).
+CREATE TABLE IF NOT EXISTS raw.landing_file_hashes (
+    file_path     VARCHAR NOT NULL,   -- relative to the landing directory
+    size_bytes    BIGINT NOT NULL,
+    mtime_ns      BIGINT NOT NULL,
+    ctime_ns      BIGINT NOT NULL,
+    inode         BIGINT NOT NULL,
+    file_sha256   VARCHAR NOT NULL,
+    hashed_at     TIMESTAMP NOT NULL
+);
 -- Loads the marts were successfully built from: the watermark of incremental dbt builds.
 CREATE TABLE IF NOT EXISTS raw.customs_loads_built (
     load_id        VARCHAR PRIMARY KEY,
