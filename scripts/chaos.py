@@ -61,7 +61,7 @@ STEP_START = re.compile(r'STEP_START - Started execution of step "([^"]+)"')
 POOL_BLOCKED = re.compile(r"Step blocked by limit for pool")
 PUBLISHED = re.compile(r"serving__warehouse - published ")
 # what a working directory may hold beside the served file; anything else is a leftover
-EXPECTED_FILES = {WAREHOUSE_NAME, f"{WAREHOUSE_NAME}.build", f"{WAREHOUSE_NAME}.tmp",
+EXPECTED_FILES = {WAREHOUSE_NAME, f"{WAREHOUSE_NAME}.build", f"{WAREHOUSE_NAME}.build.lock", f"{WAREHOUSE_NAME}.tmp",
                   "docs", "export", "quality", "report"}
 
 PHASES = {  # Dagster step -> phase shown in the report
@@ -205,6 +205,42 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def background_copies(root: Path) -> list[int]:
+    """Pids of the working-copy copies a publish of this workspace started in the background."""
+    served = str(root / "wh" / WAREHOUSE_NAME)
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"dagster_project.lib.warehouse" in argv and b"refresh" in argv and served.encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_background_copy(root: Path, timeout: float = 600) -> None:
+    """Block until no background copy holds the workspace's working-copy lock."""
+    import fcntl
+
+    lock = root / "wh" / f"{WAREHOUSE_NAME}.build.lock"
+    if not lock.exists():
+        return
+    deadline = time.monotonic() + timeout
+    with lock.open("rb") as handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the background copy in {root} still runs after {timeout:.0f} s") from None
+                time.sleep(0.05)
+
+
 class Build:
     """`python -m dagster_project.cli build` in a process group of its own, its output watched line by line."""
 
@@ -278,12 +314,18 @@ class Build:
             time.sleep(min(left, 0.01))
 
     def kill(self) -> bool:
-        """SIGKILL the whole group (the Dagster process and dbt); True if it was still running."""
+        """SIGKILL the whole group (the Dagster process and dbt) and the copy a publish started in
+        the background (a session of its own), as a reboot would; True if the build was still running."""
         alive = self.running()
         self.killed_here = True
         if alive:  # not reaped yet, so the group id cannot belong to anyone else
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in background_copies(self.root):
+            try:
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait()
@@ -314,6 +356,7 @@ class Build:
                 self.kill()
                 return None
         self.reader.join(10)
+        wait_for_background_copy(self.root)  # what the harness looks at next (leftovers, copies) is then settled
         return rc
 
     def _stalled(self, seconds: float) -> bool:
@@ -372,13 +415,15 @@ class KillPoint:
         if self.kind == "dbt":
             return f"dbt {self.target.split('.')[-1]}"
         if self.kind == "file":
-            return "publish copy appears"
+            return "working-copy copy appears"
         return f"step {PHASES.get(self.target, self.target)}"
 
 
 # The order is the order points are taken in: any prefix spreads over the phases
 # (3 points: ingest, dbt, publish).
-PUBLISH_COPY = f"{WAREHOUSE_NAME}.*.partial"  # publish() copies the working copy to this name, then renames it
+# publish() renames the working copy over the served file, then a background process copies the
+# served file back to this name and renames it to the working copy
+PUBLISH_COPY = f"{WAREHOUSE_NAME}.build.*.partial"
 
 PLAN: list[tuple[str, str]] = [
     ("step", "raw_customs_extracts"),

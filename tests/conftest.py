@@ -29,8 +29,14 @@ class Workspace:
         from dagster_project.defs.jobs import build_in_process
 
         # as the CLI builds: the ingest, then a run per range of months it left to build
+        from dagster_project.lib.settings import Settings
+        from dagster_project.lib.warehouse import wait_for_working_copy
+
         with DagsterInstance.ephemeral() as instance:
-            return build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)
+            result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)
+        # a publish copies the working copy back in the background: tests read and tamper with it
+        wait_for_working_copy(Settings(landing_dir=self.landing, warehouse_path=self.warehouse))
+        return result
 
     def query(self, sql: str, params=None, working: bool = False):
         path = self.warehouse.with_name(self.warehouse.name + ".build") if working else self.warehouse

@@ -100,7 +100,7 @@ def has_ghost(path: Path) -> bool:
 def settings(tmp_path) -> Settings:
     s = Settings(landing_dir=tmp_path / "landing", warehouse_path=tmp_path / "wh" / "warehouse.duckdb")
     wh.ensure_working_copy(s)
-    wh.publish(s)
+    wh.publish(s, background=False)
     return s
 
 

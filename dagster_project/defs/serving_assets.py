@@ -20,8 +20,9 @@ MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"),
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
     description=(
-        "The file BI tools read ($WAREHOUSE_PATH). Built in a working copy and put in place atomically "
-        "only when the build and its error-severity checks pass, so readers never see half a build."
+        "The file BI tools read ($WAREHOUSE_PATH). Built in a working copy and renamed into place atomically "
+        "only when the build and its error-severity checks pass, so readers never see half a build; the next "
+        "build's working copy is then copied from it in the background."
     ),
 )
 def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -36,7 +37,8 @@ def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResourc
         headline = headline_markdown(headline_rows(con))
     finally:
         con.close()
-    context.log.info(f"published {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    context.log.info(f"published {path} ({path.stat().st_size / 1e6:.1f} MB); the next build's working copy "
+                     "is being copied from it in the background")
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(path)),

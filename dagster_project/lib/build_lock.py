@@ -49,6 +49,12 @@ class BuildLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    def fileno(self) -> int:
+        """The locked descriptor (held only): a process it is passed to holds the lock too, until it closes it."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.path} is not held")
+        return self._fd
+
     def holder_pid(self) -> int | None:
         """The pid the current (or last) holder wrote; None when unknown. A message detail only."""
         try:

@@ -2,8 +2,13 @@
 
 Builds never write the served file in place: a BI tool holding a read-only connection to
 it would block the writer, and a reader refreshing mid-build would see half the months.
-Every build writes `<warehouse>.build`; `publish()` closes it, copies it beside the served
-file and renames it over the served file in one atomic step.
+Every build writes `<warehouse>.build`; `publish()` checkpoints it and renames it over the
+served file in one atomic step. The next build needs a working copy again: a background
+process (`python -m dagster_project.lib.warehouse refresh`) copies the served file back to
+`<warehouse>.build` right after publishing, holding `<warehouse>.build.lock` while it copies;
+a build that starts before the copy is done waits for it (`ensure_working_copy`). The copy
+is the size of the whole warehouse (7 GB, ~20 s at 10 national years on ext4), so it is
+kept off the build's critical path: the new month is served as soon as the rename is done.
 
 A build can be killed at any moment (kill -9, OOM, a reboot; scripts/chaos.py does it on
 purpose). What that leaves behind and why it is safe:
@@ -12,7 +17,10 @@ purpose). What that leaves behind and why it is safe:
   when the next build opens the working copy, and drops the unfinished one; ingest commits
   one transaction per file and the dbt watermark moves only after dbt succeeded, so the
   next build redoes exactly what was lost.
-* `*.partial` copies (and their `.wal`): never valid files, removed by the next build.
+* `*.partial` copies (and their `.wal`): never valid files, removed by the next build (under
+  `<warehouse>.build.lock`, so never the one a live background copy is writing).
+* no `<warehouse>.build` after a publish (the background copy was killed): the next build
+  copies the served file itself.
 * a `.wal` beside a file that is about to be *replaced or created*: DuckDB would replay it
   onto the new file (even a read-only connection does), mixing two databases, so it is
   removed first (`_discard_wal`).
@@ -23,13 +31,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
-from .settings import DUCKDB_MEMORY_LIMIT, STORAGE_VERSION, Settings
+from .build_lock import BuildLock
+from .settings import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, STORAGE_VERSION, Settings
 
 RAW_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -202,19 +213,69 @@ def clean_leftovers(settings: Settings) -> None:
                 staged.unlink(missing_ok=True)
 
 
+def working_copy_lock(settings: Settings) -> BuildLock:
+    """Held while the working copy is created, copied or renamed: by a build making sure it
+    has one, by publish, and by the background copy after publish."""
+    return BuildLock(settings.working_path.with_name(settings.working_path.name + ".lock"))
+
+
 def ensure_working_copy(settings: Settings) -> Path:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(settings)
     work = settings.working_path
-    if not work.exists():
-        if settings.warehouse_path.exists():
-            # Start from what readers see, so raw loads and audit history carry over.
-            _atomic_copy(settings.warehouse_path, work)
-        else:
-            _create_empty(work)
-    with connect_working(settings, ensure=False) as con:
-        con.execute(RAW_DDL)
+    with working_copy_lock(settings):  # waits for a background copy still running after a publish
+        clean_leftovers(settings)
+        if not work.exists():
+            if settings.warehouse_path.exists():
+                # Start from what readers see, so raw loads and audit history carry over.
+                _atomic_copy(settings.warehouse_path, work)
+            else:
+                _create_empty(work)
+        with connect_working(settings, ensure=False) as con:
+            con.execute(RAW_DDL)
     return work
+
+
+def refresh_working_copy(settings: Settings, lock_held: bool = False) -> bool:
+    """Copy the served file to the working copy if there is none; False when one was there.
+
+    What the background process started by `publish` runs, holding the working-copy lock for
+    the whole copy (`lock_held`: it was handed the lock by `publish`), so a build never sees
+    half a copy. Killed, it leaves only a `.partial`: the next build removes it and copies the
+    served file itself.
+    """
+    def copy() -> bool:
+        if settings.working_path.exists() or not settings.warehouse_path.exists():
+            return False
+        clean_leftovers(settings)
+        _atomic_copy(settings.warehouse_path, settings.working_path)
+        return True
+
+    if lock_held:
+        return copy()
+    with working_copy_lock(settings):
+        return copy()
+
+
+def wait_for_working_copy(settings: Settings) -> None:
+    """Return once no background copy is running (the working copy is there, or its copy died)."""
+    with working_copy_lock(settings):
+        pass
+
+
+def _start_background_refresh(settings: Settings, lock: BuildLock) -> None:
+    """Copy the served file back to the working copy in a process of its own, off the build's path.
+
+    The process gets the descriptor of the lock `publish` holds: a flock stays held while any
+    descriptor of it is open, so there is no moment between the publish and the copy in which
+    a build (or `wait_for_working_copy`) could find neither the lock held nor a working copy.
+    Its own session: it outlives the build, and a kill of the build's process group.
+    """
+    fd = lock.fileno()
+    subprocess.Popen(
+        [sys.executable, "-m", "dagster_project.lib.warehouse", "refresh", str(settings.warehouse_path), str(fd)],
+        cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, pass_fds=(fd,),
+    )
 
 
 def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -246,10 +307,26 @@ def _checkpointed(path: Path) -> None:
         con.close()
 
 
-def publish(settings: Settings) -> Path:
-    """Put the working copy in place of the served file, atomically."""
-    _checkpointed(settings.working_path)
-    _atomic_copy(settings.working_path, settings.warehouse_path)
+def publish(settings: Settings, background: bool = True) -> Path:
+    """Put the working copy in place of the served file, atomically, by renaming it.
+
+    The working copy for the next build is then copied back from the served file: in a
+    background process (default), or here and now with `background=False`.
+    """
+    work = settings.working_path
+    _checkpointed(work)
+    lock = working_copy_lock(settings)
+    lock.acquire()
+    try:
+        with work.open("rb+") as handle:  # its blocks on disk before the new name points at them
+            os.fsync(handle.fileno())
+        _replace(work, settings.warehouse_path)
+        if background:
+            _start_background_refresh(settings, lock)
+    finally:
+        lock.release()  # the background process still holds it, through its copy of the descriptor
+    if not background:
+        refresh_working_copy(settings)
     return settings.warehouse_path
 
 
@@ -276,3 +353,20 @@ def publish_audit_only(settings: Settings) -> None:
     with tmp.open("rb+") as handle:
         os.fsync(handle.fileno())
     _replace(tmp, settings.warehouse_path)
+
+
+def _main(argv: list[str]) -> int:
+    """`refresh <served path> <lock fd>`: the background copy `publish` starts."""
+    if len(argv) == 3 and argv[0] == "refresh":
+        served, fd = Path(argv[1]), int(argv[2])
+        try:
+            refresh_working_copy(Settings(landing_dir=served.parent, warehouse_path=served), lock_held=True)
+        finally:
+            os.close(fd)  # the last descriptor of publish's lock: the next build may go on
+        return 0
+    print("usage: python -m dagster_project.lib.warehouse refresh <served warehouse path> <lock fd>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
