@@ -129,13 +129,46 @@ def _files_and_bytes(path: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def _fingerprints(con, relation: str, columns: list[tuple[str, str]], by_year: bool) -> dict[str, str]:
+MONTH_FINGERPRINTS = "audit.mart_month_fingerprints"  # kept by dbt hooks (dbt/macros/month_fingerprints.sql)
+
+
+def _month_fingerprint_rows(con, schema: str, table: str, relation: str) -> list[tuple] | None:
+    """Per year (count, hash sum) from the months dbt recorded, or None unless they cover the table.
+
+    The sums are what hashing the year's rows gives (sum(hash(t)) is additive over months),
+    without reading ten years of rows: only the `month` column, to see that the recorded months
+    are exactly the table's.
+    """
+    if schema != SCHEMA:
+        return None
+    try:
+        recorded = con.execute(
+            f"SELECT list(month ORDER BY month) FROM {MONTH_FINGERPRINTS} WHERE table_name = $t", {"t": table}
+        ).fetchone()[0]
+    except duckdb.CatalogException:
+        return None  # a warehouse built before the hooks existed
+    if not recorded:
+        return None
+    present = con.execute(f"SELECT list(DISTINCT {quote_ident('month')} ORDER BY {quote_ident('month')}) FROM {relation}").fetchone()[0]
+    if present != recorded:
+        return None
+    return con.execute(
+        f"SELECT year(month) AS k, sum(row_count), sum(row_hash_sum) FROM {MONTH_FINGERPRINTS} "
+        "WHERE table_name = $t GROUP BY 1",
+        {"t": table},
+    ).fetchall()
+
+
+def _fingerprints(con, relation: str, columns: list[tuple[str, str]], by_year: bool,
+                  schema: str = SCHEMA, table: str | None = None) -> dict[str, str]:
     """{"*": fp} for the whole table, or {"2024": fp, ...} per year of `month`."""
     shape = _WRITER + "|" + "|".join(f"{n}:{t}" for n, t in columns)
-    group = f"year({quote_ident('month')})" if by_year else "'*'"
-    rows = con.execute(
-        f"SELECT {group} AS k, count(*), sum(hash(t)) FROM {relation} t GROUP BY 1"
-    ).fetchall()
+    rows = _month_fingerprint_rows(con, schema, table, relation) if by_year and table else None
+    if rows is None:
+        group = f"year({quote_ident('month')})" if by_year else "'*'"
+        rows = con.execute(
+            f"SELECT {group} AS k, count(*), sum(hash(t)) FROM {relation} t GROUP BY 1"
+        ).fetchall()
     return {str(k): hashlib.sha256(f"{shape}|{n}|{h}".encode()).hexdigest()[:32] for k, n, h in rows}
 
 
@@ -176,7 +209,7 @@ def export_table(
     month_type = next((t.upper() for name, t in columns if name == "month"), None)
     partitioned = rows > partition_threshold_rows and month_type is not None and month_type.startswith(_MONTH_TYPES)
     partition_column = _partition_column(columns) if partitioned else None
-    fingerprints = _fingerprints(con, relation, columns, by_year=partitioned)
+    fingerprints = _fingerprints(con, relation, columns, by_year=partitioned, schema=schema, table=table)
 
     dest = out_dir / f"{table}.parquet"
     def info(reused: int) -> ExportInfo:
@@ -229,8 +262,12 @@ def _update_years(con, relation, order_by, dest: Path, partition_column: str, fi
             continue
         tmp = _tmp_sibling(dest, "tmp")
         try:
-            query = (f"SELECT *, year({quote_ident('month')}) AS {quote_ident(partition_column)} FROM {relation} "
-                     f"WHERE year({quote_ident('month')}) = {int(year)} ORDER BY {order_by}")
+            # a range on `month` itself, not year(month): DuckDB then skips the row groups of other
+            # years by their min/max (after an increment, the new months sit in row groups of their own)
+            month = quote_ident("month")
+            query = (f"SELECT *, year({month}) AS {quote_ident(partition_column)} FROM {relation} "
+                     f"WHERE {month} >= DATE '{int(year):04d}-01-01' AND {month} < DATE '{int(year) + 1:04d}-01-01' "
+                     f"ORDER BY {order_by}")
             _copy(con, query, tmp, partition_column, fingerprints)
             _swap_in(tmp / year_dir.name, year_dir)
         finally:
