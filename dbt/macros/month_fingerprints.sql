@@ -28,8 +28,18 @@
 {%- endmacro %}
 
 {% macro record_month_fingerprints(var_name='months') -%}
-    {%- set months = month_list(var_name) -%}
     {%- set name = this.identifier -%}
+    {%- set months = month_list(var_name) -%}
+    {%- if months is not none and execute -%}
+        {#- the months the table has and the record lacks (first build, full refresh) are hashed too;
+            asking first keeps the hashing to a list of months, a filter DuckDB applies in the scan
+            (an OR with the subquery instead read every column of every row: 2.7 s at 51M rows) -#}
+        {%- set missing = run_query(
+            "select distinct strftime(month, '%Y-%m-%d') from " ~ this
+            ~ " where month not in (select month from audit.mart_month_fingerprints where table_name = '" ~ name ~ "')"
+        ).columns[0].values() | list -%}
+        {%- set months = (months + missing) | unique | list -%}
+    {%- endif -%}
     delete from audit.mart_month_fingerprints
     where table_name = '{{ name }}'
       and ({{ month_predicate('month', months) }} or month not in (select distinct month from {{ this }}));
@@ -37,6 +47,5 @@
     select '{{ name }}', month, count(*), sum(hash(t))
     from {{ this }} t
     where {{ month_predicate('month', months) }}
-       or month not in (select month from audit.mart_month_fingerprints where table_name = '{{ name }}')
     group by month
 {%- endmacro %}
