@@ -413,8 +413,11 @@ def write_results(path: Path, r: dict) -> str:
         growing = len(shares) > 1 and d[-1]["incremental_s"] > 1.25 * d[0]["incremental_s"]
         add(f"| (d) one new month | " + "; ".join(f"{x['years']}y: {x['incremental_s']:.1f} s of {x['full_s']:.1f} s = {x['share']:.0%}"
                                               for x in d)
-            + f" | <= {TARGETS['incremental_share']:.0%} of the full build, flat with history | "
-            f"{verdict(all(x <= TARGETS['incremental_share'] for x in shares) and not growing)}"
+            + f" | <= {TARGETS['incremental_share']:.0%} of the full build at the longest history, flat with history | "
+            # the share is the target at 10 years ("one new month into 10 years of history");
+            # shorter histories show whether the month's own time grows with history (their full
+            # builds are short, so the fixed costs alone are a larger share of them)
+            f"{verdict(shares[-1] <= TARGETS['incremental_share'] and not growing)}"
             + (" (grows with history)" if growing else "") + " |")
     e = r.get("sample")
     if e:

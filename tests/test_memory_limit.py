@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import duckdb
+
 from dagster import DagsterInstance
 
 from gacc_files import copy_sample
@@ -57,7 +59,7 @@ def test_every_connection_of_the_dagster_process_has_the_limit(tmp_path):
     wh.ensure_working_copy(settings)
     with wh.connect_working(settings) as con:
         expected = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    default = wh.duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
     wh.publish(settings)
     for con in (wh.open_db(settings.warehouse_path, read_only=True), wh.open_db()):
         try:

@@ -6,6 +6,7 @@ Real builds (the session's sample build, and a full refresh through dbt), real e
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -106,5 +107,21 @@ def test_a_full_refresh_records_every_month_again(served_copy, tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:]
+    con = duckdb.connect(str(working))
+    try:
+        # the hooks recorded the month the build was given; the rest is left to the serving step
+        assert con.execute(f"SELECT DISTINCT month FROM {pe.MONTH_FINGERPRINTS} WHERE table_name = 'fct_exports_monthly'"
+                           ).fetchall() == [(dt.date(2025, 6, 1),)]
+        hashed = pe.record_missing_month_fingerprints(con)
+        assert hashed["fct_exports_monthly"] == 23
+        assert pe.record_missing_month_fingerprints(con) == {table: 0 for table in pe.MONTH_FINGERPRINTED}
+    finally:
+        con.close()
     months = recorded_equals_direct(working)
     assert months["fct_exports_monthly"] == 24
+
+
+def test_the_fingerprinted_marts_are_the_models_with_the_hooks():
+    hooked = sorted(p.stem for p in (DBT_PROJECT_DIR / "models").rglob("*.sql")
+                    if "record_month_fingerprints(" in p.read_text() and "forget_month_fingerprints(" in p.read_text())
+    assert hooked == sorted(pe.MONTH_FINGERPRINTED)

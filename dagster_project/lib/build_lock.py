@@ -109,6 +109,20 @@ class BuildLock:
             if self.try_acquire():
                 return
 
+    def hand_over(self, pid: int) -> None:
+        """Leave the lock to process `pid`, which was given a copy of the descriptor (`fileno`):
+        its pid goes in the file, and this process's descriptor is closed."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{pid}\n".encode("ascii"), 0)
+        except OSError:
+            pass  # the pid is only for messages
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is None:
             return

@@ -130,6 +130,41 @@ def _files_and_bytes(path: Path) -> tuple[int, int]:
 
 
 MONTH_FINGERPRINTS = "audit.mart_month_fingerprints"  # kept by dbt hooks (dbt/macros/month_fingerprints.sql)
+# The marts whose models carry those hooks: only their record is completed here (a table
+# without the hooks would keep a record its incremental builds never update).
+MONTH_FINGERPRINTED = ("export_growth_monthly", "fct_exports_monthly")
+
+
+def record_missing_month_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Hash the months of the fingerprinted marts that the record lacks; forget months they no longer have.
+
+    Run on the working copy before it is published. After an incremental build nothing is
+    missing (the dbt hooks recorded the months it wrote) and this reads only the `month`
+    column; after a build of every month it hashes them all, once. Returns months hashed per table.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {MONTH_FINGERPRINTS} (
+        table_name VARCHAR NOT NULL, month DATE NOT NULL, row_count BIGINT NOT NULL, row_hash_sum HUGEINT NOT NULL)""")
+    hashed = {}
+    for table in MONTH_FINGERPRINTED:
+        if table not in mart_tables(con):
+            continue
+        relation = f"{quote_ident(SCHEMA)}.{quote_ident(table)}"
+        present = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {relation}").fetchall()}
+        recorded = {m for (m,) in con.execute(
+            f"SELECT month FROM {MONTH_FINGERPRINTS} WHERE table_name = $t", {"t": table}).fetchall()}
+        missing, gone = sorted(present - recorded), sorted(recorded - present)
+        if gone:
+            con.execute(f"DELETE FROM {MONTH_FINGERPRINTS} WHERE table_name = $t AND list_contains($m, month)",
+                        {"t": table, "m": gone})
+        if missing:
+            # a literal list of months: DuckDB filters it in the scan
+            months = ", ".join(f"DATE '{m:%Y-%m-%d}'" for m in missing)
+            con.execute(f"""INSERT INTO {MONTH_FINGERPRINTS}
+                            SELECT {quote_literal(table)}, month, count(*), sum(hash(t)) FROM {relation} t
+                            WHERE month IN ({months}) GROUP BY month""")
+        hashed[table] = len(missing)
+    return hashed
 
 
 def _month_fingerprint_rows(con, schema: str, table: str, relation: str) -> list[tuple] | None:

@@ -35,12 +35,13 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import duckdb
+from typing import TYPE_CHECKING, Iterator
 
 from .build_lock import BuildLock
 from .settings import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, STORAGE_VERSION, Settings
+
+if TYPE_CHECKING:  # imported where a connection is opened: the background copy (`refresh`) needs no DuckDB
+    import duckdb
 
 RAW_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -222,7 +223,11 @@ def working_copy_lock(settings: Settings) -> BuildLock:
 def ensure_working_copy(settings: Settings) -> Path:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     work = settings.working_path
-    with working_copy_lock(settings):  # waits for a background copy still running after a publish
+    lock = working_copy_lock(settings)
+    lock.acquire(on_wait=lambda pid: print(
+        f"waiting for the copy of {settings.warehouse_path.name} to the working copy that the last publish started "
+        f"(pid {pid or 'unknown'}) ...", file=sys.stderr, flush=True))
+    try:
         clean_leftovers(settings)
         if not work.exists():
             if settings.warehouse_path.exists():
@@ -232,6 +237,8 @@ def ensure_working_copy(settings: Settings) -> Path:
                 _create_empty(work)
         with connect_working(settings, ensure=False) as con:
             con.execute(RAW_DDL)
+    finally:
+        lock.release()
     return work
 
 
@@ -262,7 +269,7 @@ def wait_for_working_copy(settings: Settings) -> None:
         pass
 
 
-def _start_background_refresh(settings: Settings, lock: BuildLock) -> None:
+def _start_background_refresh(settings: Settings, lock: BuildLock) -> int:
     """Copy the served file back to the working copy in a process of its own, off the build's path.
 
     The process gets the descriptor of the lock `publish` holds: a flock stays held while any
@@ -271,11 +278,11 @@ def _start_background_refresh(settings: Settings, lock: BuildLock) -> None:
     Its own session: it outlives the build, and a kill of the build's process group.
     """
     fd = lock.fileno()
-    subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "dagster_project.lib.warehouse", "refresh", str(settings.warehouse_path), str(fd)],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, pass_fds=(fd,),
-    )
+    ).pid
 
 
 def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -284,6 +291,8 @@ def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.D
     Every connection of the Dagster process goes through here: DuckDB's default is 80% of the
     machine's RAM per connection, which a national-size export or checkpoint would take.
     """
+    import duckdb
+
     return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
                           config={"memory_limit": DUCKDB_MEMORY_LIMIT})
 
@@ -322,9 +331,10 @@ def publish(settings: Settings, background: bool = True) -> Path:
             os.fsync(handle.fileno())
         _replace(work, settings.warehouse_path)
         if background:
-            _start_background_refresh(settings, lock)
+            # the background process holds the lock from here on, through its copy of the descriptor
+            lock.hand_over(_start_background_refresh(settings, lock))
     finally:
-        lock.release()  # the background process still holds it, through its copy of the descriptor
+        lock.release()  # (nothing left to release once handed over)
     if not background:
         refresh_working_copy(settings)
     return settings.warehouse_path
