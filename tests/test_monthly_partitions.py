@@ -51,6 +51,9 @@ def test_a_load_is_built_once_every_month_of_it_is():
     con.execute("CREATE TABLE raw.customs_rows (load_id VARCHAR, period_start DATE)")
     con.execute("CREATE TABLE raw.customs_loads_built (load_id VARCHAR PRIMARY KEY, built_at TIMESTAMP, dagster_run_id VARCHAR)")
     con.execute("INSERT INTO raw.customs_rows VALUES ('a', '2025-03-01'), ('a', '2025-06-01'), ('b', '2025-06-01'), ('c', '2025-03-01')")
+    # a load's period is the span of its rows (what lib/ingest.py records)
+    con.execute("CREATE TABLE raw.customs_loads (load_id VARCHAR, period_start DATE, period_end DATE)")
+    con.execute("INSERT INTO raw.customs_loads SELECT load_id, min(period_start), max(period_start) FROM raw.customs_rows GROUP BY 1")
     assert mark_months_built(con, ["a", "b", "c"], [D(2025, 3, 1)], "run-1") == ["c"]
     assert mark_months_built(con, ["a", "b"], [D(2025, 6, 1)], "run-2") == ["a", "b"]
     assert con.execute("SELECT load_id, dagster_run_id FROM raw.customs_loads_built ORDER BY 1").fetchall() == [

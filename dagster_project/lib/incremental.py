@@ -296,13 +296,19 @@ def mark_months_built(con: duckdb.DuckDBPyConnection, load_ids: list[str], month
                  AND load_id IN (SELECT unnest($ids)) AND period_start IN (SELECT unnest($months))""",
             {**params, "first": min(months), "last": max(months)},
         )
+    # bounded by the loads' periods (the span of their rows): DuckDB skips the row groups of other
+    # months instead of reading every load id of the history (0.4 s at 10 national years)
+    first, last = con.execute(
+        "SELECT min(period_start), max(period_end) FROM raw.customs_loads WHERE list_contains($ids, load_id)",
+        {"ids": load_ids},
+    ).fetchone()
     complete = [r[0] for r in con.execute(
         """SELECT load_id FROM (SELECT unnest($ids) AS load_id)
            EXCEPT
            SELECT DISTINCT r.load_id FROM raw.customs_rows r
            ANTI JOIN raw.customs_load_months_built b ON b.load_id = r.load_id AND b.month = r.period_start
-           WHERE r.load_id IN (SELECT unnest($ids))""",
-        {"ids": load_ids},
+           WHERE r.load_id IN (SELECT unnest($ids)) AND r.period_start BETWEEN $first AND $last""",
+        {"ids": load_ids, "first": first, "last": last},
     ).fetchall()]
     mark_built(con, complete, run_id)
     return sorted(complete)
