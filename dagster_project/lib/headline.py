@@ -8,23 +8,27 @@ from .reporting import markdown_table, text_table
 
 HEADLINE_HS8 = "85051110"
 
+# One scan of the growth table (no index on hs8: each scan reads 50M rows' codes at the national
+# size, 0.27 s), the latest month found among the code's own rows by a window over them.
 _SQL = """
-with latest as (
-    select max(month) as last_month from marts.export_growth_monthly where hs8 = $hs8 and partner_iso3 = 'WLD'
+with series as (
+    select month, partner_iso3, quantity_kg, mom_pct, yoy_pct,
+           max(month) filter (where partner_iso3 = 'WLD') over () as last_month
+    from marts.export_growth_monthly
+    where hs8 = $hs8 and partner_iso3 in ('WLD', 'USA')
 )
 select
-    strftime(g.month, '%Y-%m') as month,
-    max(g.quantity_kg / 1000) filter (where partner_iso3 = 'WLD') as world_t,
-    max(g.mom_pct) filter (where partner_iso3 = 'WLD') as world_mom,
-    max(g.yoy_pct) filter (where partner_iso3 = 'WLD') as world_yoy,
-    max(g.quantity_kg / 1000) filter (where partner_iso3 = 'USA') as usa_t,
-    max(g.mom_pct) filter (where partner_iso3 = 'USA') as usa_mom,
-    max(g.yoy_pct) filter (where partner_iso3 = 'USA') as usa_yoy
-from marts.export_growth_monthly g, latest
-where g.hs8 = $hs8 and g.partner_iso3 in ('WLD', 'USA')
-  and g.month > latest.last_month - interval ($months) month
-group by g.month
-order by g.month
+    strftime(month, '%Y-%m') as month,
+    max(quantity_kg / 1000) filter (where partner_iso3 = 'WLD') as world_t,
+    max(mom_pct) filter (where partner_iso3 = 'WLD') as world_mom,
+    max(yoy_pct) filter (where partner_iso3 = 'WLD') as world_yoy,
+    max(quantity_kg / 1000) filter (where partner_iso3 = 'USA') as usa_t,
+    max(mom_pct) filter (where partner_iso3 = 'USA') as usa_mom,
+    max(yoy_pct) filter (where partner_iso3 = 'USA') as usa_yoy
+from series
+where month > last_month - interval ($months) month
+group by month
+order by month
 """
 
 HEADERS = ["month", "world t", "MoM %", "YoY %", "US t", "MoM %", "YoY %"]
