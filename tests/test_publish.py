@@ -118,3 +118,13 @@ def test_the_background_copy_refuses_bad_arguments():
     done = subprocess.run([sys.executable, "-m", "dagster_project.lib.warehouse", "refresh"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_publish_without_a_working_copy_serves_nothing_new(settings):
+    _write_marker(settings, 5)
+    wh.publish(settings, background=False)
+    settings.working_path.unlink()  # e.g. removed by hand, or a background copy that was killed
+    with pytest.raises(FileNotFoundError, match="no working copy to publish"):
+        wh.publish(settings)
+    assert not settings.working_path.exists()  # not created empty by the attempt
+    assert _marker(settings.warehouse_path) == 5

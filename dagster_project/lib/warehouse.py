@@ -323,10 +323,13 @@ def publish(settings: Settings, background: bool = True) -> Path:
     background process (default), or here and now with `background=False`.
     """
     work = settings.working_path
-    _checkpointed(work)
     lock = working_copy_lock(settings)
-    lock.acquire()
+    lock.acquire()  # (a background copy of an earlier publish finishes first)
     try:
+        if not work.exists():
+            # opening it would create an empty database, and this rename would serve it
+            raise FileNotFoundError(f"no working copy to publish ({work}): build first")
+        _checkpointed(work)
         with work.open("rb+") as handle:  # its blocks on disk before the new name points at them
             os.fsync(handle.fileno())
         _replace(work, settings.warehouse_path)
