@@ -129,7 +129,7 @@ def _files_and_bytes(path: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-MONTH_FINGERPRINTS = "audit.mart_month_fingerprints"  # kept by dbt hooks (dbt/macros/month_fingerprints.sql)
+MONTH_FINGERPRINTS = "audit.mart_month_fingerprints"  # created by warehouse.RAW_DDL, kept by dbt hooks
 # The marts whose models carry those hooks: only their record is completed here (a table
 # without the hooks would keep a record its incremental builds never update).
 MONTH_FINGERPRINTED = ("export_growth_monthly", "fct_exports_monthly")
@@ -138,16 +138,14 @@ MONTH_FINGERPRINTED = ("export_growth_monthly", "fct_exports_monthly")
 def record_missing_month_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Hash the months of the fingerprinted marts that the record lacks; forget months they no longer have.
 
-    Run on the working copy before it is published. After an incremental build nothing is
+    Run on the working copy (where warehouse.RAW_DDL created the record) before it is published. After an incremental build nothing is
     missing (the dbt hooks recorded the months it wrote) and this reads only the `month`
     column; after a build of every month it hashes them all, once. Returns months hashed per table.
     """
-    con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-    con.execute(f"""CREATE TABLE IF NOT EXISTS {MONTH_FINGERPRINTS} (
-        table_name VARCHAR NOT NULL, month DATE NOT NULL, row_count BIGINT NOT NULL, row_hash_sum HUGEINT NOT NULL)""")
     hashed = {}
+    tables = mart_tables(con)
     for table in MONTH_FINGERPRINTED:
-        if table not in mart_tables(con):
+        if table not in tables:
             continue
         relation = f"{quote_ident(SCHEMA)}.{quote_ident(table)}"
         present = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {relation}").fetchall()}

@@ -119,6 +119,14 @@ CREATE TABLE IF NOT EXISTS audit.rejected_files (
     rejected_at  TIMESTAMP NOT NULL,
     dagster_run_id VARCHAR
 );
+-- Row count and hash sum per month of the large marts: dbt hooks record the months an incremental
+-- build writes (dbt/macros/month_fingerprints.sql); the Parquet export reads them.
+CREATE TABLE IF NOT EXISTS audit.mart_month_fingerprints (
+    table_name    VARCHAR NOT NULL,
+    month         DATE NOT NULL,
+    row_count     BIGINT NOT NULL,
+    row_hash_sum  HUGEINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit.check_results (
     run_id      VARCHAR NOT NULL,
     check_name  VARCHAR NOT NULL,
@@ -229,17 +237,23 @@ def ensure_working_copy(settings: Settings) -> Path:
         f"(pid {pid or 'unknown'}) ...", file=sys.stderr, flush=True))
     try:
         clean_leftovers(settings)
-        if not work.exists():
-            if settings.warehouse_path.exists():
-                # Start from what readers see, so raw loads and audit history carry over.
-                _atomic_copy(settings.warehouse_path, work)
-            else:
-                _create_empty(work)
+        # Start from what readers see, so raw loads and audit history carry over.
+        if not _copy_served_if_missing(settings) and not work.exists():
+            _create_empty(work)
         with connect_working(settings, ensure=False) as con:
             con.execute(RAW_DDL)
     finally:
         lock.release()
     return work
+
+
+def _copy_served_if_missing(settings: Settings) -> bool:
+    """With the working-copy lock held: copy the served file to a missing working copy; False if none was needed."""
+    if settings.working_path.exists() or not settings.warehouse_path.exists():
+        return False
+    clean_leftovers(settings)
+    _atomic_copy(settings.warehouse_path, settings.working_path)
+    return True
 
 
 def refresh_working_copy(settings: Settings, lock_held: bool = False) -> bool:
@@ -250,17 +264,10 @@ def refresh_working_copy(settings: Settings, lock_held: bool = False) -> bool:
     half a copy. Killed, it leaves only a `.partial`: the next build removes it and copies the
     served file itself.
     """
-    def copy() -> bool:
-        if settings.working_path.exists() or not settings.warehouse_path.exists():
-            return False
-        clean_leftovers(settings)
-        _atomic_copy(settings.warehouse_path, settings.working_path)
-        return True
-
     if lock_held:
-        return copy()
+        return _copy_served_if_missing(settings)
     with working_copy_lock(settings):
-        return copy()
+        return _copy_served_if_missing(settings)
 
 
 def wait_for_working_copy(settings: Settings) -> None:

@@ -12,21 +12,14 @@
   in the dbt process, beside the models of the other thread, raised its peak memory by 0.2 GiB.
   Only dbt writes the marts: an UPDATE by hand is not seen here.
 -#}
-{% macro month_fingerprints_ddl() -%}
-    create schema if not exists audit;
-    create table if not exists audit.mart_month_fingerprints (
-        table_name varchar not null,
-        month date not null,
-        row_count bigint not null,
-        row_hash_sum hugeint not null
-    )
-{%- endmacro %}
-
+{#- The table is the warehouse's (dagster_project/lib/warehouse.py, RAW_DDL), created with the
+    working copy every build writes. -#}
 {% macro forget_month_fingerprints() -%}
-    {{ month_fingerprints_ddl() }};
-    {%- if not is_incremental() %}
+    {%- if is_incremental() -%}
+    select 1
+    {%- else -%}
     delete from audit.mart_month_fingerprints where table_name = '{{ this.identifier }}'
-    {%- endif %}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro record_month_fingerprints(var_name='months') -%}
