@@ -14,7 +14,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_trade_monthly", "intermediate/int_trade_cumulative",
     "marts/dim_partner", "marts/dim_commodity", "marts/dim_month",
     "marts/fct_exports_monthly", "marts/fct_exports_cumulative", "marts/export_growth_monthly",
-    "serving/warehouse",
+    "marts/export_growth_rare_earths", "serving/warehouse",
 }
 
 EXPECTED_CHECKS = {

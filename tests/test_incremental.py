@@ -109,10 +109,16 @@ def test_an_incremental_build_equals_a_clean_build(tmp_path):
     us_march = "SELECT quantity_kg FROM marts.fct_exports_monthly WHERE month = DATE '2025-03-01' AND hs8 = '85051110' AND partner_code = '502'"
     assert incremental.scalar(us_march) == clean.scalar(us_march) == 561_000
     # identical marts apart from lineage ids of the March load
-    for table, order in (("export_growth_monthly", "month, hs8, partner_iso3"),):
+    for table, order in (("export_growth_monthly", "month, hs8, partner_iso3"),
+                         ("export_growth_rare_earths", "month, hs8, partner_iso3")):
         a = incremental.query(f"SELECT * FROM marts.{table} ORDER BY {order}")
         b = clean.query(f"SELECT * FROM marts.{table} ORDER BY {order}")
         assert a == b
+    # the small table is exactly the growth rows under the rare-earth headings, month by month
+    for ws in (incremental, clean):
+        growth_subset = ws.query("SELECT * FROM marts.export_growth_monthly WHERE hs8[:4] IN ('8505', '2805', '2846') ORDER BY ALL")
+        assert growth_subset == ws.query("SELECT * FROM marts.export_growth_rare_earths ORDER BY ALL")
+        assert len(growth_subset) > 100
     cols = "month, hs8, partner_code, partner_iso3, quantity_kg, quantity, unit_code, value_usd, value_cny, source_row_count"
     assert incremental.query(f"SELECT {cols} FROM marts.fct_exports_monthly ORDER BY ALL") == \
         clean.query(f"SELECT {cols} FROM marts.fct_exports_monthly ORDER BY ALL")
@@ -154,7 +160,8 @@ def test_what_an_unchanged_project_lets_a_build_leave_out(tmp_path):
     assert {"gacc_partners", "gacc_units", "dim_partner", "dim_commodity", "stg_gacc__customs_rows",
             "v_magnet_exports_by_partner", "unique_dim_partner_partner_code"} <= names
     # ... never a table built from the loads, nor a test that reads one
-    assert not names & {"fct_exports_monthly", "dim_month", "int_customs_facts_history", "export_growth_monthly"}
+    assert not names & {"fct_exports_monthly", "dim_month", "int_customs_facts_history", "export_growth_monthly",
+                        "export_growth_rare_earths"}
     assert not [n for n in names if n.startswith(("relationships_fct", "relationships_stg", "unique_combination_v_"))]
     assert ("marts", "dim_partner") in static.relations and ("reference", "gacc_units") in static.relations
 

@@ -32,7 +32,8 @@ def test_partitions_cover_the_months_the_ingest_accepts():
     graph = defs.resolve_asset_graph()
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
     assert partitioned == {"intermediate/int_customs_facts_history", "intermediate/int_trade_monthly",
-                           "marts/fct_exports_monthly", "marts/export_growth_monthly"}
+                           "marts/fct_exports_monthly", "marts/export_growth_monthly",
+                           "marts/export_growth_rare_earths"}
     assert graph.get(next(iter(MONTHLY_KEYS))).backfill_policy.max_partitions_per_run is None  # single run
 
 
@@ -101,12 +102,13 @@ def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(work
     assert now(fct, D(2024, 5, 1)) != clean[(fct, D(2024, 5, 1))]  # another month: untouched
     assert now(growth, D(2024, 4, 1)) == clean[(growth, D(2024, 4, 1))]  # compares with March: rebuilt
     assert now(growth, D(2024, 2, 1)) != clean[(growth, D(2024, 2, 1))]  # before March: untouched
-    # dbt ran just the four monthly models (and their tests), for that month
+    # dbt ran just the monthly models (and their tests), for that month
     folder = next((dbt_project.project_dir / "target").glob(f"customs_dbt_models-{result.run_id[:7]}-*"))
     ran = {r["unique_id"] for r in json.loads((folder / "run_results.json").read_text())["results"]}
     assert {u for u in ran if u.startswith("model.")} == {
         "model.customs.int_customs_facts_history", "model.customs.int_trade_monthly",
-        "model.customs.fct_exports_monthly", "model.customs.export_growth_monthly"}
+        "model.customs.fct_exports_monthly", "model.customs.export_growth_monthly",
+        "model.customs.export_growth_rare_earths"}
 
     # a run without a partition cannot record a month: refused before dbt runs
     with DagsterInstance.ephemeral() as instance:

@@ -8,13 +8,14 @@ from .reporting import markdown_table, text_table
 
 HEADLINE_HS8 = "85051110"
 
-# One scan of the growth table (no index on hs8: each scan reads 50M rows' codes at the national
-# size, 0.27 s), the latest month found among the code's own rows by a window over them.
+# From the small table of the rare-earth headings (marts.export_growth_rare_earths: the growth
+# table itself has no order by code, so a query for one code reads all of its 51M rows at the
+# national size, 1.6 s cold); the latest month found among the code's own rows by a window.
 _SQL = """
 with series as (
     select month, partner_iso3, quantity_kg, mom_pct, yoy_pct,
            max(month) filter (where partner_iso3 = 'WLD') over () as last_month
-    from marts.export_growth_monthly
+    from {table}
     where hs8 = $hs8 and partner_iso3 in ('WLD', 'USA')
 )
 select
@@ -34,8 +35,17 @@ order by month
 HEADERS = ["month", "world t", "MoM %", "YoY %", "US t", "MoM %", "YoY %"]
 
 
+SMALL_TABLE = "export_growth_rare_earths"
+
+
 def headline_rows(con: duckdb.DuckDBPyConnection, months: int = 12) -> list[tuple]:
-    return con.execute(_SQL, {"hs8": HEADLINE_HS8, "months": months}).fetchall()
+    """The last `months` months of 85051110; from the growth table itself in a warehouse built
+    before the small table existed (its first build after the upgrade creates it)."""
+    small = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = $t", {"t": SMALL_TABLE}
+    ).fetchone()[0]
+    table = f"marts.{SMALL_TABLE}" if small else "marts.export_growth_monthly"
+    return con.execute(_SQL.replace("{table}", table), {"hs8": HEADLINE_HS8, "months": months}).fetchall()
 
 
 def _pct(value):

@@ -1,6 +1,7 @@
 {{ config(materialized='view') }}
 -- Rare-earth permanent magnets (85051110) by month and partner, in tonnes, with names:
--- the series behind the 2025 export-control headlines, ready for a BI chart.
+-- the series behind the 2025 export-control headlines, ready for a BI chart. It reads the small
+-- export_growth_rare_earths table, not the whole growth table.
 select
     g.month,
     strftime(g.month, '%Y-%m') as month_label,
@@ -15,7 +16,7 @@ select
     round(g.ytd_quantity_kg / 1000, 3) as ytd_quantity_t,
     round(g.ytd_yoy_pct, 1) as ytd_yoy_pct,
     round(g.share_of_world_pct, 2) as share_of_world_pct
-from {{ ref('export_growth_monthly') }} g
+from {{ ref('export_growth_rare_earths') }} g
 left join (
     select partner_iso3, min(partner_name_en) as partner_name_en, min(partner_name_zh) as partner_name_zh
     from {{ ref('dim_partner') }} group by partner_iso3
