@@ -191,3 +191,25 @@ def test_months_wait_for_a_gate_that_passes():
     assert scope_to_verify(con, "run-3").months == ()  # nothing built, nothing left to verify
     record_months_to_verify(con, "run-4", None)  # a build of every month
     assert scope_to_verify(con, "run-4") is None
+
+
+def test_a_monthly_model_new_to_the_project_is_built_for_every_month(tmp_path):
+    """A warehouse built before a month-by-month model was added (its table missing) builds every
+    month in its next build, new files or not; an incremental build of no months would leave the
+    table missing and the views on it failing."""
+    ws = make_workspace(tmp_path / "ws")
+    copy_sample(ws.landing)
+    assert ws.build().success
+    expected = ws.query("SELECT * FROM marts.export_growth_rare_earths ORDER BY ALL")
+    con = duckdb.connect(str(ws.warehouse.with_name(ws.warehouse.name + ".build")))
+    con.execute("DROP VIEW marts.v_magnet_exports_by_partner")
+    con.execute("DROP TABLE marts.export_growth_rare_earths")
+    con.close()
+
+    result = ws.build()  # no new files
+    assert result.success
+    [loads] = [e for e in result.runs[0].get_asset_materialization_events() if e.asset_key.path == ["raw", "customs_loads"]]
+    assert loads.materialization.metadata["months_to_build_label"].value == "2024-01..2025-12"
+    assert ws.query("SELECT * FROM marts.export_growth_rare_earths ORDER BY ALL") == expected
+    assert ws.scalar("SELECT quantity_t FROM marts.v_magnet_exports_by_partner "
+                     "WHERE month_label = '2025-06' AND partner_iso3 = 'WLD'") == 3188

@@ -9,6 +9,7 @@ the same month next year, and the year-to-date figures after them).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -34,10 +35,37 @@ def unbuilt_loads(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()]
 
 
+@functools.lru_cache(maxsize=4)
+def _monthly_relations(manifest_path: Path) -> tuple[tuple[str, str], ...]:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return (HISTORY_TABLE,)
+    return monthly_relations(manifest)
+
+
+def monthly_relations(manifest: dict) -> tuple[tuple[str, str], ...]:
+    """(schema, table) of the dbt models rebuilt month by month (materialized='incremental')."""
+    return tuple(sorted(
+        (n["schema"], n.get("alias") or n["name"]) for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("materialized") == "incremental"
+    ))
+
+
+def missing_monthly_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The month-by-month tables of the project's manifest that the warehouse lacks: a model added
+    to the project since the last build (or a table dropped by hand)."""
+    from .settings import dbt_target_dir
+
+    return [f"{s}.{t}" for s, t in _monthly_relations(dbt_target_dir() / "manifest.json") if not _table_exists(con, s, t)]
+
+
 def is_first_build(con: duckdb.DuckDBPyConnection) -> bool:
-    """No dbt build has succeeded on this warehouse yet (or its history is gone): build every month."""
+    """Build every month: no dbt build has succeeded on this warehouse yet, or a month-by-month table
+    is missing (its history gone, or a model new to the project: an incremental build of the other
+    months would leave it empty, and the views on it would fail)."""
     never_built = con.execute("SELECT count(*) = 0 FROM raw.customs_loads_built").fetchone()[0]
-    return never_built or not _table_exists(con, *HISTORY_TABLE)
+    return never_built or bool(missing_monthly_tables(con))
 
 
 def months_to_build(con: duckdb.DuckDBPyConnection) -> list[dt.date] | None:
