@@ -248,13 +248,19 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     with wh.connect_working(settings) as con:
         pending = unbuilt_loads(con)
         first_build = is_first_build(con)  # not months_to_build: its month list is a scan of raw rows
-        if config.full_refresh or (first_build and run_months is not None):
-            variables = None  # every month: a model change (full refresh) or the warehouse's first build
+        # Every month: a model change (full refresh) or the warehouse's first build. A first build
+        # with some of the month-by-month tables already there (a model new to the project, a
+        # table dropped) is a full refresh too: rebuilding every month of an existing incremental
+        # table is a delete and insert of all of it, which ran out of the 1 GB default at the
+        # national size, where creating the table anew (as a first build does) fits.
+        full_refresh = config.full_refresh or (first_build and run_months is not None)
+        if full_refresh:
+            variables = None
         else:
             variables = dbt_vars(run_months or [])
         skip_static = variables is not None and every_node and static_nodes_current(con, fingerprint, static)
         record_months_to_verify(con, context.run.run_id, variables)
-    if config.full_refresh:
+    if full_refresh:
         args.append("--full-refresh")
     elif variables is not None:
         context.log.info(f"incremental build of {len(variables['months'])} month(s): {month_ranges(variables['months'])}")
