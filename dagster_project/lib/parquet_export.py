@@ -148,6 +148,9 @@ def record_missing_month_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[st
         if table not in tables:
             continue
         relation = f"{quote_ident(SCHEMA)}.{quote_ident(table)}"
+        if _record_adds_up(con, table, relation):
+            hashed[table] = 0
+            continue
         present = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {relation}").fetchall()}
         recorded = {m for (m,) in con.execute(
             f"SELECT month FROM {MONTH_FINGERPRINTS} WHERE table_name = $t", {"t": table}).fetchall()}
@@ -165,12 +168,24 @@ def record_missing_month_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[st
     return hashed
 
 
+def _record_adds_up(con, table: str, relation: str) -> bool:
+    """The record's row counts add up to the table's: then it has every month the table has.
+
+    DuckDB keeps each table's row count, so this reads no column; comparing the months
+    themselves reads the `month` column of every row (51M at the national size, and growing
+    with history), which only a record that does not add up needs. A month missing from the
+    record, or one recorded that the table no longer has, changes the sum.
+    """
+    recorded = con.execute(f"SELECT sum(row_count) FROM {MONTH_FINGERPRINTS} WHERE table_name = $t", {"t": table}).fetchone()[0]
+    return recorded is not None and recorded == con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+
+
 def _month_fingerprint_rows(con, schema: str, table: str, relation: str) -> list[tuple] | None:
     """Per year (count, hash sum) from the months dbt recorded, or None unless they cover the table.
 
     The sums are what hashing the year's rows gives (sum(hash(t)) is additive over months),
-    without reading ten years of rows: only the `month` column, to see that the recorded months
-    are exactly the table's.
+    without reading ten years of rows: the record covers the table when its row counts add up
+    to the table's, or else when its months are exactly the table's (the `month` column read).
     """
     if schema != SCHEMA:
         return None
@@ -182,9 +197,10 @@ def _month_fingerprint_rows(con, schema: str, table: str, relation: str) -> list
         return None  # a warehouse built before the hooks existed
     if not recorded:
         return None
-    present = con.execute(f"SELECT list(DISTINCT {quote_ident('month')} ORDER BY {quote_ident('month')}) FROM {relation}").fetchone()[0]
-    if present != recorded:
-        return None
+    if not _record_adds_up(con, table, relation):
+        present = con.execute(f"SELECT list(DISTINCT {quote_ident('month')} ORDER BY {quote_ident('month')}) FROM {relation}").fetchone()[0]
+        if present != recorded:
+            return None
     return con.execute(
         f"SELECT year(month) AS k, sum(row_count), sum(row_hash_sum) FROM {MONTH_FINGERPRINTS} "
         "WHERE table_name = $t GROUP BY 1",
