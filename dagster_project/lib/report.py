@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 
 from .headline import headline_rows, headline_text
-from .ingest import discover
 from .settings import Settings
 from .transcode import sha256_of
 from .warehouse import open_db
@@ -21,7 +20,6 @@ def _open_latest(settings: Settings) -> duckdb.DuckDBPyConnection | None:
 
 def current_rejections(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[tuple[str, str]]:
     """Rejections of files that are still in the landing directory with the same content."""
-    present = {f.rel: f.path for f in discover(settings.landing_dir)}
     rows = con.execute(
         "SELECT file_path, file_sha256, arg_max(reason, rejected_at) FROM audit.rejected_files GROUP BY ALL ORDER BY 1"
     ).fetchall()
@@ -30,7 +28,10 @@ def current_rejections(con: duckdb.DuckDBPyConnection, settings: Settings) -> li
     loaded = {(r[0], r[1]) for r in con.execute("SELECT file_path, file_sha256 FROM raw.customs_loads").fetchall()}
     out = []
     for path, sha, reason in rows:
-        if path in present and (path, sha) not in loaded and (sha is None or sha256_of(present[path]) == sha):
+        # only the rejected files are looked up, not the landing directory listed (thousands of
+        # files at the national size, on every build)
+        file = settings.landing_dir / path
+        if (path, sha) not in loaded and file.is_file() and (sha is None or sha256_of(file) == sha):
             out.append((path, reason))
     return out
 
