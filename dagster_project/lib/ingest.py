@@ -18,7 +18,6 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -736,28 +735,6 @@ def _record_rejection(con, report: IngestReport, recorded: set, rejection: Rejec
         recorded.add((rejection.file_path, rejection.file_sha256, rejection.reason))
 
 
-def _hashed_ahead(hashes: _LandingHashes, files: list[LandingFile], ahead: int) -> Iterator[tuple[LandingFile, Future]]:
-    """(file, its SHA-256 to come), in order, hashed up to `ahead` files in advance in a thread.
-
-    A full build hashes every landing file (6 GB at the national size, 13 s). Hashing them in the
-    loop that feeds DuckDB left DuckDB idle meanwhile; hashlib and file reads release the GIL, so
-    a thread hashes the next batches while DuckDB loads the current one.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
-        window: deque[tuple[LandingFile, Future]] = deque()
-        rest = iter(files)
-        try:
-            while True:
-                while len(window) < ahead and (lf := next(rest, None)) is not None:
-                    window.append((lf, pool.submit(hashes.sha256, lf)))
-                if not window:
-                    return
-                yield window.popleft()
-        finally:
-            for _, future in window:
-                future.cancel()
-
-
 def ingest_landing(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -831,21 +808,17 @@ def ingest_landing(
 
     wanted = set(only) if only is not None else None
     present: set[str] = set()
-    readable: list[LandingFile] = []
-    for lf in discover(landing_dir):
-        present.add(lf.rel)
-        if wanted is not None and lf.rel not in wanted:
-            continue
-        refusal = refuse_before_reading(lf, landing_dir)
-        if refusal is not None:
-            _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
-            continue
-        readable.append(lf)
-    ahead = _hashed_ahead(hashes, readable, 2 * BATCH_FILES)
     try:
-        for lf, hashing in ahead:
+        for lf in discover(landing_dir):
+            present.add(lf.rel)
+            if wanted is not None and lf.rel not in wanted:
+                continue
+            refusal = refuse_before_reading(lf, landing_dir)
+            if refusal is not None:
+                _record_rejection(con, report, recorded_rejections, Rejection(lf.rel, None, refusal), run_id)
+                continue
             try:
-                sha = hashing.result()
+                sha = hashes.sha256(lf)
             except OSError as exc:
                 report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
                 continue
@@ -867,7 +840,6 @@ def ingest_landing(
         hashes.save(con, present if wanted is None else None)
         report.hashed = hashes.hashed
     finally:
-        ahead.close()  # a failure part-way: no more hashing
         # a failure part-way: nothing of the batches not loaded stays in the staging folder
         for files, preparing in queued:
             if preparing is not None:
