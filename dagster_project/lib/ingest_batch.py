@@ -142,8 +142,10 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
     numbers = [("quantity", "quantity"), ("quantity2", "quantity2"), (value_col, "value")]
     doubts = [
         "r.period_start IS NULL",
-        "NOT regexp_full_match(coalesce(r.hs8, ''), '[0-9]{8}')",
-        "NOT regexp_full_match(coalesce(r.partner_raw, ''), '[0-9]{1,3}')",
+        # a code or partner found in the reference lists is well formed (the lists hold nothing
+        # else): the pattern is matched only for the others, not on every row
+        "CASE WHEN c.hs8 IS NOT NULL THEN false ELSE NOT regexp_full_match(coalesce(r.hs8, ''), '[0-9]{8}') END",
+        "CASE WHEN pp.partner_code IS NOT NULL AND length(r.partner_raw) <= 3 THEN false ELSE NOT regexp_full_match(coalesce(r.partner_raw, ''), '[0-9]{1,3}') END",
         *[f"NOT regexp_full_match(coalesce(r.{d}_key, ''), '[0-9A-Za-z]{{1,6}}')" for d in dims],
         *[f"(r.{target} IS NULL AND NOT {_null_token(f'r.{source}_text')})" for source, target in numbers if has(source)],
         "(r.unit IS NULL AND r.quantity IS NOT NULL)",
@@ -165,7 +167,7 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
                c.hs8 IS NULL AS unknown_code, {unit_factor} AS unit_factor,
                fu.unit_name_zh AS file_unit_zh, du.unit_name_zh AS declared_unit_zh,
                r.quantity2, r.unit2, r.value,
-               NOT coalesce(lpad(r.partner_raw, 3, '0') IN (SELECT partner_code FROM _partner), false) AS unknown_partner
+               pp.partner_code IS NULL AS unknown_partner
         FROM (
             SELECT m.gid, m.fid, s.rowid - m.first_rowid + 1 AS row_number, m.name_start, m.name_end,
                    {period_start} AS period_start, {period_end} AS period_end,
@@ -183,6 +185,7 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
         ) r
         LEFT JOIN _unit_alias a ON a.alias = lower(r.unit)
         LEFT JOIN _commodity c ON c.hs8 = r.hs8
+        LEFT JOIN _partner pp ON pp.partner_code = lpad(r.partner_raw, 3, '0')
         LEFT JOIN _unit fu ON fu.unit_code = a.unit_code
         LEFT JOIN _unit du ON du.unit_code = coalesce(c.declared_unit_code, a.unit_code)"""
 
