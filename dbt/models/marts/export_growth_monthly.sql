@@ -116,5 +116,3 @@ select
     cast({{ pct_change('value_usd', 'prev_year_usd') }} as double) as value_yoy_pct
 from compared
 where {{ in_months('month', 'growth_months') }}
--- Stored in month order, as fct_exports_monthly is (see there): queries of a few months skip the rest.
-order by month

@@ -26,9 +26,3 @@ select
 from {{ ref('int_trade_monthly') }} t
 left join {{ ref('dim_partner') }} p using (partner_code)
 where t.flow = 'exports' and {{ in_months('t.month') }}
--- Stored in month order: a build of every month otherwise leaves each month's rows spread over
--- every row group, and a query of a few months (the growth model's incremental source, a BI
--- dashboard of the last year, the Parquet export of one year) then reads the whole table. In
--- order, DuckDB skips the row groups of other months by their min/max (0.07 s instead of 0.86 s
--- for a year of 51M rows); the sort costs ~10 s of a national full build.
-order by month
