@@ -30,6 +30,7 @@ from ..lib.incremental import (
     dbt_env,
     dbt_vars,
     is_first_build,
+    is_monthly_model,
     mark_built,
     mark_months_built,
     month_ranges,
@@ -70,7 +71,7 @@ class CustomsDbtTranslator(DagsterDbtTranslator):
 
     def get_partitions_def(self, dbt_resource_props: Mapping[str, Any]) -> PartitionsDefinition | None:
         """The models rebuilt month by month are partitioned by month; every other node is not."""
-        if dbt_resource_props["resource_type"] == "model" and dbt_resource_props.get("config", {}).get("materialized") == "incremental":
+        if is_monthly_model(dbt_resource_props):
             return CUSTOMS_MONTH
         return None
 
@@ -196,7 +197,7 @@ GROWTH_ASSET = "marts/export_growth_monthly"
 MONTHLY_ASSETS = {
     TRANSLATOR.get_asset_key(node).to_user_string()
     for node in _dbt_manifest()["nodes"].values()
-    if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+    if is_monthly_model(node)
 }
 MONTHLY_KEYS = {AssetKey.from_user_string(key) for key in MONTHLY_ASSETS}
 
@@ -247,7 +248,7 @@ def customs_dbt_models(context: AssetExecutionContext, config: DbtBuildConfig, d
     every_node = UNPARTITIONED_KEYS <= selected
     with wh.connect_working(settings) as con:
         pending = unbuilt_loads(con)
-        first_build = is_first_build(con)  # not months_to_build: its month list is a scan of raw rows
+        first_build = is_first_build(con)  # not months_pending: its month list is a scan of raw rows
         # Every month: a model change (full refresh) or the warehouse's first build. A first build
         # with some of the month-by-month tables already there (a model new to the project, a
         # table dropped) is a full refresh too: rebuilding every month of an existing incremental

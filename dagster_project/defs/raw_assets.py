@@ -1,6 +1,6 @@
 from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
-from ..lib.incremental import missing_monthly_tables, month_ranges, months_pending
+from ..lib.incremental import month_ranges, months_pending
 from ..lib.ingest import ingest_landing
 from ..lib.reporting import markdown_table
 from .partitions import MONTHS_TO_BUILD_METADATA, planned_ranges
@@ -55,11 +55,8 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
         ).fetchall()
         # The months the dbt build must rebuild next, as the month partition ranges to run (the
         # CLI and build_months_after_ingest start those runs).
-        pending, first_build = months_pending(con)
-        # a warehouse built before, lacking a month-by-month table (a model new to the project)
-        built_before = con.execute("SELECT count(*) > 0 FROM raw.customs_loads_built").fetchone()[0]
-        missing = missing_monthly_tables(con) if first_build and built_before else []
-        ranges = planned_ranges(pending, first_build)
+        pending, every_month = months_pending(con)
+        ranges = planned_ranges(pending, every_month is not None)
 
     for rejection in report.rejected:
         context.log.error(f"REJECTED {rejection.file_path}: {rejection.reason}")
@@ -85,8 +82,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
         },
     )
     context.log.info(f"months to build next: {month_ranges(pending) or 'none'}"
-                     + ((f" (every month: {', '.join(missing)} not built yet)" if missing else " (first build: every month)")
-                        if first_build and pending else ""))
+                     + (f" ({every_month}: every month)" if every_month and pending else ""))
     yield MaterializeResult(
         asset_key=RAW_LOADS.key,
         metadata={

@@ -36,18 +36,17 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import duckdb
 
+from .headline import GROWTH_TABLE, growth_table_for
+
 if TYPE_CHECKING:  # matplotlib is imported only when something is drawn
     from matplotlib.figure import Figure
 
 HS8 = "85051110"
 WORLD = "WLD"
 PARTNERS: tuple[str, ...] = ("USA", "DEU", "KOR", "JPN", "VNM", "IND")
-SOURCE_TABLE = "marts.export_growth_monthly"
-# The same rows for the codes under the rare-earth headings (a dbt model): read instead of the
-# growth table when it has the code, because the growth table has no order by code and a
-# query for one code reads all of it (1.6 s on a cold national file). The charts name
-# SOURCE_TABLE: the figures are its own.
-SMALL_TABLE = ("marts", "export_growth_rare_earths")
+# The charts name the growth table; they read its rows from growth_table_for's table, which
+# may be the small copy of the rare-earth headings' rows.
+SOURCE_TABLE = GROWTH_TABLE
 
 # MOFCOM/GACC Announcement No. 18 of 2025: export licensing for seven medium/heavy rare
 # earths (Sm, Gd, Tb, Dy, Lu, Sc, Y) and magnets containing them, effective 4 April 2025.
@@ -142,11 +141,7 @@ def _load(con: duckdb.DuckDBPyConnection, hs8: str, partners: Sequence[str]):
     if not _table_exists(con, "marts", "export_growth_monthly"):
         return [], {}
     codes = [WORLD, *partners]
-    table = SOURCE_TABLE
-    if _table_exists(con, *SMALL_TABLE):
-        small = ".".join(SMALL_TABLE)
-        if con.execute(f"SELECT count(*) > 0 FROM {small} WHERE hs8 = $hs8", {"hs8": hs8}).fetchone()[0]:
-            table = small
+    table = growth_table_for(con, hs8)
     rows = con.execute(
         f"""
         SELECT CAST(month AS DATE), partner_iso3,

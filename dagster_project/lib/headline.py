@@ -8,9 +8,7 @@ from .reporting import markdown_table, text_table
 
 HEADLINE_HS8 = "85051110"
 
-# From the small table of the rare-earth headings (marts.export_growth_rare_earths: the growth
-# table itself has no order by code, so a query for one code reads all of its 51M rows at the
-# national size, 1.6 s cold); the latest month found among the code's own rows by a window.
+# From growth_table_for's table; the latest month found among the code's own rows by a window.
 _SQL = """
 with series as (
     select month, partner_iso3, quantity_kg, mom_pct, yoy_pct,
@@ -35,17 +33,31 @@ order by month
 HEADERS = ["month", "world t", "MoM %", "YoY %", "US t", "MoM %", "YoY %"]
 
 
-SMALL_TABLE = "export_growth_rare_earths"
+GROWTH_TABLE = "marts.export_growth_monthly"
+# The same rows for the codes under the rare-earth headings (dbt model export_growth_rare_earths).
+SMALL_GROWTH_TABLE = "marts.export_growth_rare_earths"
+
+
+def growth_table_for(con: duckdb.DuckDBPyConnection, hs8: str) -> str:
+    """The table to read one code's growth rows from: the small table when it holds the code.
+
+    The growth table has no order by code, so a query for one code reads all of it (51M rows at
+    the national size, 1.6 s cold). A warehouse built before the small table existed, or a code
+    outside its headings, reads the growth table itself.
+    """
+    schema, table = SMALL_GROWTH_TABLE.split(".")
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
+    ).fetchone()[0]
+    if exists and con.execute(f"SELECT count(*) > 0 FROM {SMALL_GROWTH_TABLE} WHERE hs8 = $h", {"h": hs8}).fetchone()[0]:
+        return SMALL_GROWTH_TABLE
+    return GROWTH_TABLE
 
 
 def headline_rows(con: duckdb.DuckDBPyConnection, months: int = 12) -> list[tuple]:
-    """The last `months` months of 85051110; from the growth table itself in a warehouse built
-    before the small table existed (its first build after the upgrade creates it)."""
-    small = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = $t", {"t": SMALL_TABLE}
-    ).fetchone()[0]
-    table = f"marts.{SMALL_TABLE}" if small else "marts.export_growth_monthly"
-    return con.execute(_SQL.replace("{table}", table), {"hs8": HEADLINE_HS8, "months": months}).fetchall()
+    """The last `months` months of 85051110 to the world and the US."""
+    sql = _SQL.replace("{table}", growth_table_for(con, HEADLINE_HS8))
+    return con.execute(sql, {"hs8": HEADLINE_HS8, "months": months}).fetchall()
 
 
 def _pct(value):

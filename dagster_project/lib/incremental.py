@@ -44,11 +44,15 @@ def _monthly_relations(manifest_path: Path) -> tuple[tuple[str, str], ...]:
     return monthly_relations(manifest)
 
 
+def is_monthly_model(node: dict) -> bool:
+    """A dbt node rebuilt month by month: an incremental model (partitioned by month in Dagster)."""
+    return node["resource_type"] == "model" and node.get("config", {}).get("materialized") == "incremental"
+
+
 def monthly_relations(manifest: dict) -> tuple[tuple[str, str], ...]:
-    """(schema, table) of the dbt models rebuilt month by month (materialized='incremental')."""
+    """(schema, table) of the dbt models rebuilt month by month."""
     return tuple(sorted(
-        (n["schema"], n.get("alias") or n["name"]) for n in manifest["nodes"].values()
-        if n["resource_type"] == "model" and n["config"].get("materialized") == "incremental"
+        (n["schema"], n.get("alias") or n["name"]) for n in manifest["nodes"].values() if is_monthly_model(n)
     ))
 
 
@@ -60,22 +64,28 @@ def missing_monthly_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [f"{s}.{t}" for s, t in _monthly_relations(dbt_target_dir() / "manifest.json") if not _table_exists(con, s, t)]
 
 
+def every_month_reason(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the next build must build every month, or None: no dbt build has succeeded on this
+    warehouse yet, or a month-by-month table is missing (its history gone, or a model new to the
+    project: an incremental build of the other months would leave it empty, and the views on it
+    would fail)."""
+    if con.execute("SELECT count(*) = 0 FROM raw.customs_loads_built").fetchone()[0]:
+        return "first build"
+    missing = missing_monthly_tables(con)
+    return f"{', '.join(missing)} not built yet" if missing else None
+
+
 def is_first_build(con: duckdb.DuckDBPyConnection) -> bool:
-    """Build every month: no dbt build has succeeded on this warehouse yet, or a month-by-month table
-    is missing (its history gone, or a model new to the project: an incremental build of the other
-    months would leave it empty, and the views on it would fail)."""
-    never_built = con.execute("SELECT count(*) = 0 FROM raw.customs_loads_built").fetchone()[0]
-    return never_built or bool(missing_monthly_tables(con))
+    """Build every month (see every_month_reason)."""
+    return every_month_reason(con) is not None
 
 
-def months_to_build(con: duckdb.DuckDBPyConnection) -> list[dt.date] | None:
-    """Periods of the loads no successful dbt build has included yet; None means build everything.
+def _unbuilt_months(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
+    """Periods of the loads no successful dbt build has included yet.
 
     The watermark (raw.customs_loads_built) only moves after a dbt build succeeded, so a build
     that failed or was killed half-way is redone from the same months next time.
     """
-    if is_first_build(con):
-        return None
     first, last = con.execute(
         "SELECT min(period_start), max(period_end) FROM raw.customs_loads ANTI JOIN raw.customs_loads_built USING (load_id)"
     ).fetchone()
@@ -302,12 +312,12 @@ def loaded_months(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
     return [r[0] for r in con.execute("SELECT DISTINCT period_start FROM raw.customs_rows ORDER BY 1").fetchall()]
 
 
-def months_pending(con: duckdb.DuckDBPyConnection) -> tuple[list[dt.date], bool]:
-    """The months a build must rebuild next, and whether that build is the first (builds all)."""
-    months = months_to_build(con)
-    if months is None:
-        return loaded_months(con), True
-    return months, False
+def months_pending(con: duckdb.DuckDBPyConnection) -> tuple[list[dt.date], str | None]:
+    """The months a build must rebuild next, and why it must build every month (None: just these)."""
+    reason = every_month_reason(con)
+    if reason is not None:
+        return loaded_months(con), reason
+    return _unbuilt_months(con), None
 
 
 def mark_months_built(con: duckdb.DuckDBPyConnection, load_ids: list[str], months: list[dt.date], run_id: str | None) -> list[str]:

@@ -117,29 +117,24 @@ CREATE OR REPLACE TEMP MACRO gacc_text(x) AS
 # The platform's "no value" tokens as a SQL list, for `x IN (...)`.
 NULL_TOKENS_SQL = ", ".join("'" + t.replace("'", "''") + "'" for t in fmt.NULL_TOKENS)
 
+# table -> (seed file, SELECT list, WHERE). The codes are kept well formed and each once: the
+# batch path joins on them and trusts a match's form.
 _REFERENCE_TABLES = {
-    "_unit_alias": ("gacc_unit_aliases.csv", "SELECT DISTINCT lower(trim(alias)) AS alias, unit_code"),
+    "_unit_alias": ("gacc_unit_aliases.csv", "SELECT DISTINCT lower(trim(alias)) AS alias, unit_code", "true"),
     "_unit": ("gacc_units.csv", "SELECT unit_code, unit_name_zh, unit_name_en, base_unit_code, "
-                                "CAST(to_base_factor AS DECIMAL(38, 6)) AS to_base_factor"),
-    # only well-formed codes, each once: the batch path joins on them and trusts a match's form
-    "_commodity": ("gacc_commodities.csv", "SELECT DISTINCT ON (hs8) hs8, unit1_code AS declared_unit_code"),
-    "_partner": ("gacc_partners.csv", "SELECT DISTINCT partner_code"),
-}
-
-
-_WELL_FORMED = {
-    "_commodity": " WHERE regexp_full_match(hs8, '[0-9]{8}')",
-    "_partner": " WHERE regexp_full_match(partner_code, '[0-9]{3}')",
+                                "CAST(to_base_factor AS DECIMAL(38, 6)) AS to_base_factor", "true"),
+    "_commodity": ("gacc_commodities.csv", "SELECT DISTINCT ON (hs8) hs8, unit1_code AS declared_unit_code",
+                   "regexp_full_match(hs8, '[0-9]{8}')"),
+    "_partner": ("gacc_partners.csv", "SELECT DISTINCT partner_code", "regexp_full_match(partner_code, '[0-9]{3}')"),
 }
 
 
 def load_reference_tables(con: duckdb.DuckDBPyConnection, seeds_dir: Path = SEEDS_DIR) -> None:
     """The unit, commodity and partner lists the gate checks against (the same CSVs dbt seeds)."""
     con.execute(_MACROS_SQL.replace("{null_tokens}", NULL_TOKENS_SQL).replace("{nbsp}", "\u00a0"))
-    for table, (filename, select) in _REFERENCE_TABLES.items():
+    for table, (filename, select, where) in _REFERENCE_TABLES.items():
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS {select} FROM read_csv($path, header=true, all_varchar=true)"
-            + _WELL_FORMED.get(table, ""),
+            f"CREATE OR REPLACE TEMP TABLE {table} AS {select} FROM read_csv($path, header=true, all_varchar=true) WHERE {where}",
             {"path": str(seeds_dir / filename)},
         )
 
