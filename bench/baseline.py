@@ -16,6 +16,10 @@ From the GACC downloads in <landing>/exports/ to the two marts the project serve
      when every month of the year so far is loaded, prior-year YTD, unit value, share of
      world: the same definitions as dbt/models/marts/export_growth_monthly.sql.
 
+`--memory-limit 2GB` runs it under a DuckDB memory limit (the project's is 1GB by default):
+what does not fit spills to disk, and the JSON says how much (spill_peak_bytes) or, when it
+runs out of memory or disk, where (error, failed_in; exit status 3).
+
 What it leaves out, because the project does it and a floor does not need it: lineage
 columns, per-file validation and rejection messages, the audit tables, dbt tests, the
 quality gate, publishing a copy, Parquet/charts/docs. It handles the download grain the
@@ -35,6 +39,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -92,7 +97,7 @@ def _header(path: Path) -> tuple[str, ...]:
         return tuple(next(csv.reader(io.StringIO(handle.readline()))))
 
 
-def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool) -> dict:
+def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool, memory_limit: str | None = None) -> dict:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     files = landing_files(landing)
@@ -100,11 +105,70 @@ def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool) -
     timings["transcode_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    out_db.unlink(missing_ok=True)
+    con = duckdb.connect(str(out_db))
+    spill = SpillSampler(Path(f"{out_db}.tmp"))  # DuckDB's own default for a database file, named here to be sampled
+    con.execute(f"SET temp_directory = '{spill.directory}'")
+    if memory_limit:  # a budget instead of DuckDB's default (80% of RAM): what does not fit spills to disk
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    spill.start()
+    try:
+        return _build_marts(con, groups_of(utf8), timings, t0, t, spill, len(files))
+    except duckdb.Error as exc:  # out of memory or of disk under a memory limit: say where, and what it had spilled
+        return {"files": len(files), "error": str(exc).splitlines()[0], "failed_in": spill.step,
+                **{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3),
+                "spill_peak_bytes": spill.stop()}
+    finally:
+        con.close()
+        spill.stop()
+        shutil.rmtree(spill.directory, ignore_errors=True)
+        if not keep_utf8:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def groups_of(utf8: list[Path]) -> dict[tuple[str, ...], list[tuple[int, Path]]]:
+    """The UTF-8 copies by header line, each with its place in the load order."""
     groups: dict[tuple[str, ...], list[tuple[int, Path]]] = {}
     for seq, path in enumerate(utf8):
         groups.setdefault(_header(path), []).append((seq, path))
-    out_db.unlink(missing_ok=True)
-    con = duckdb.connect(str(out_db))
+    return groups
+
+
+class SpillSampler:
+    """The largest size DuckDB's temp directory reached, sampled from a thread (DuckDB releases
+    the GIL while it executes); `step` is the phase the build is in, for an error message."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.step = "read"
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _size(self) -> int:
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.directory) if e.is_file())
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._done.wait(0.5):
+            self.peak = max(self.peak, self._size())
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.peak = max(self.peak, self._size())
+        return self.peak
+
+
+def _build_marts(con, groups, timings: dict, t0: float, t: float, spill: SpillSampler, files: int) -> dict:
     con.execute("SET preserve_insertion_order = false")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute("""CREATE TEMP TABLE rows (file_seq INTEGER, month DATE, hs8 VARCHAR, partner_code VARCHAR,
@@ -131,6 +195,7 @@ def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool) -
             {"files": [str(p) for _, p in members]},
         )
     timings["read_s"] = time.perf_counter() - t
+    spill.step = "fct_exports_monthly"
     rows = con.execute("SELECT count(*) FROM rows").fetchone()[0]
 
     t = time.perf_counter()
@@ -169,6 +234,7 @@ def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool) -
         FROM converted LEFT JOIN partner p USING (partner_code);
     """)
     timings["fct_s"] = time.perf_counter() - t
+    spill.step = "export_growth_monthly"
 
     t = time.perf_counter()
     con.execute("""
@@ -234,12 +300,9 @@ def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool) -
         "SELECT (SELECT count(*) FROM marts.fct_exports_monthly), (SELECT count(*) FROM marts.export_growth_monthly)"
     ).fetchone()
     con.execute("CHECKPOINT")
-    con.close()
-    if not keep_utf8:
-        shutil.rmtree(work, ignore_errors=True)
     timings["total_s"] = time.perf_counter() - t0
-    return {"files": len(files), "rows": rows, "fct_rows": counts[0], "growth_rows": counts[1],
-            **{k: round(v, 3) for k, v in timings.items()}}
+    return {"files": files, "rows": rows, "fct_rows": counts[0], "growth_rows": counts[1],
+            **{k: round(v, 3) for k, v in timings.items()}, "spill_peak_bytes": spill.stop()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="where the UTF-8 copies go (default: OUT_DB's folder/utf8)")
     parser.add_argument("--keep-utf8", action="store_true", help="keep the UTF-8 copies (bench/run.py reads them)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="transcoding processes")
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 1GB (default: DuckDB's, 80%% of RAM)")
     args = parser.parse_args(argv)
     work = args.work or args.out_db.parent / "utf8"
     shutil.rmtree(work, ignore_errors=True)
-    result = build(args.landing, args.out_db, work, args.jobs, args.keep_utf8)
+    result = build(args.landing, args.out_db, work, args.jobs, args.keep_utf8, args.memory_limit)
     print(json.dumps(result))
-    return 0
+    return 3 if "error" in result else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@
         kind of SQL statement), the final CHECKPOINT included (read_csv's figure includes one
         too). --per-file loads every file through the per-file gate (CUSTOMS_INGEST_BATCH=0),
         to show what batching many files per statement buys.
+    probes.py ingest_design LANDING WORKDIR [--limit-files N]
+        what the ingest's work costs, and what a raw table of text would cost, on the same files
+        (see bench/RESULTS.md, "why the ingest target is missed"): CPU per million rows of
+        SHA-256 and of transcoding; DuckDB's read_csv of the UTF-8 copies into a table (the
+        reference); the batch path's statements on the staged rows (parse into the checked
+        table, then its per-file verdict) against the verdict computed straight over the parse
+        with the rows inserted as text (load id, row number and the file's own columns).
     probes.py readcsv LANDING OUT.duckdb
         DuckDB's own read_csv on the same rows as UTF-8 (transcoded first, untimed): all files of a header in one
         statement (what DuckDB can do), and one statement per file (what a per-file load pays).
@@ -123,6 +130,89 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: b
         "per_file": per_file, "batched_files": report.batched,
         "first_rejection": report.rejected[0].reason if report.rejected else None,
     }
+
+
+def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> dict:
+    import datetime as dt
+    import itertools
+    import resource
+
+    from dagster_project.lib import ingest, ingest_batch as ib
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "staging").mkdir(parents=True)
+    files = [f for f in ingest.discover(landing) if f.rel.startswith("exports/")][:limit_files]
+    today = dt.date.today()
+    clock: dict[str, list[float]] = {}
+
+    def timed(name: str, fn, *args):
+        c, w = cpu(), time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            wall, used = time.perf_counter() - w, cpu() - c
+            clock.setdefault(name, [0.0, 0.0])
+            clock[name][0] += wall
+            clock[name][1] += used
+
+    for f in files:
+        timed("sha256", ingest.sha256_of, f.path)
+    candidates = [ib.Candidate(f, "-", 0, f"load{i:06d}") for i, f in enumerate(files)]
+    ready = timed("transcode", lambda: [c for c in candidates if ib._prepare(c, work / "staging", today)])
+    groups = [list(g) for _, g in itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)]
+
+    con = duckdb.connect(str(work / "design.duckdb"))
+    def spec(columns) -> str:
+        return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
+
+    for i, group in enumerate(groups):  # the reference: what DuckDB alone does with the same rows
+        timed("read_csv into a table", con.execute, f"CREATE TABLE ref{i} AS SELECT * FROM read_csv($p, header=true, "
+              f"auto_detect=false, columns={spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
+    timed("read_csv into a table", con.execute, "CHECKPOINT")
+    rows = sum(con.execute(f"SELECT count(*) FROM ref{i}").fetchone()[0] for i in range(len(groups)))
+    ingest.load_reference_tables(con)
+    con.execute(ib._BROWS_DDL)
+    con.execute("CREATE TEMP TABLE _bmeta (gid INT, fid INT, name_start DATE, name_end DATE, first_rowid BIGINT)")
+    con.execute("CREATE TABLE raw_text (load_id VARCHAR, row_number BIGINT, period VARCHAR, hs8 VARCHAR, commodity_name VARCHAR, "
+                "partner_code VARCHAR, partner_name VARCHAR, quantity VARCHAR, unit VARCHAR, quantity2 VARCHAR, unit2 VARCHAR, value VARCHAR)")
+    params = {"current_month": today.replace(day=1)}
+    gid = 0
+    verdicts_equal = True  # the text design's per-file verdicts are today's
+    for group in groups:
+        columns = group[0].stage_columns
+        for start in range(0, len(group), ib.BATCH_FILES):
+            batch = group[start:start + ib.BATCH_FILES]
+            gid += 1
+            timed("stage (both)", con.execute, f"""CREATE OR REPLACE TEMP TABLE _bstage AS SELECT *, file_index FROM read_csv($paths,
+                  header=true, auto_detect=false, columns={spec(columns)}, delim=',', quote='"', escape='"', strict_mode=true)""",
+                  {"paths": [str(c.shape.path) for c in batch]})
+            con.executemany("INSERT INTO _bmeta VALUES (?, ?, ?, ?, NULL)", [(gid, i, *(c.name_period or (None, None))) for i, c in enumerate(batch)])
+            con.execute("""UPDATE _bmeta SET first_rowid = f.first_rowid FROM (SELECT file_index, min(rowid) AS first_rowid
+                           FROM _bstage GROUP BY file_index) f WHERE f.file_index = _bmeta.fid AND _bmeta.gid = $gid""", {"gid": gid})
+            parse = ib._row_sql(columns, gid)
+            timed("today: parse into the checked table", con.execute, f"INSERT INTO _brows ({ib.ROW_COLUMNS}) {parse}")
+            today_verdict = timed("today: verdict over the checked table", con.execute, ib._FILE_STATS_SQL, {**params, "gid": gid}).fetchall()
+            over_parse = ("FROM (SELECT * RENAME (regime_code_key AS regime_key, province_code_key AS province_key) "
+                          f"FROM ({parse}))\nWHERE gid = $gid")
+            text_verdict = timed("text: verdict over the parse", con.execute, ib._FILE_STATS_SQL.replace("FROM _brows\nWHERE gid = $gid", over_parse),
+                                 {**params, "gid": gid}).fetchall()
+            verdicts_equal &= sorted(today_verdict) == sorted(text_verdict)
+            col = lambda name: f's."{name}"' if name in columns else "NULL"  # noqa: E731
+            timed("text: insert into a raw table of text", con.execute, f"""INSERT INTO raw_text
+                  SELECT 'load' || m.fid, s.rowid - m.first_rowid + 1, {col('period')}, s.hs8, {col('commodity_name')},
+                         s.partner_code, {col('partner_name')}, {col('quantity')}, {col('unit')}, {col('quantity2')},
+                         {col('unit2')}, {col('value_usd') if 'value_usd' in columns else col('value_cny')}
+                  FROM _bstage s JOIN _bmeta m ON m.fid = s.file_index AND m.gid = {gid}""")
+    timed("text: insert into a raw table of text", con.execute, "CHECKPOINT")
+    text_rows = con.execute("SELECT count(*) FROM raw_text").fetchone()[0]
+    con.close()
+    per_million = {k: {"wall_s": round(w / rows * 1e6, 3), "cpu_s": round(c / rows * 1e6, 3)} for k, (w, c) in clock.items()}
+    return {"files": len(files), "rows": rows, "text_rows": text_rows, "verdicts_equal": verdicts_equal,
+            "per_million_rows": per_million}
 
 
 def _header(path: Path) -> tuple[str, ...]:
@@ -244,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("work", type=Path)
     p.add_argument("--limit-files", type=int)
     p.add_argument("--per-file", action="store_true")
+    p = sub.add_parser("ingest_design")
+    p.add_argument("landing", type=Path)
+    p.add_argument("work", type=Path)
+    p.add_argument("--limit-files", type=int)
     p = sub.add_parser("readcsv")
     p.add_argument("landing", type=Path)
     p.add_argument("out_db", type=Path)
@@ -258,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.probe == "ingest":
         result = probe_ingest(args.landing, args.work, args.limit_files, args.per_file)
+    elif args.probe == "ingest_design":
+        result = probe_ingest_design(args.landing, args.work, args.limit_files)
     elif args.probe == "readcsv":
         result = probe_readcsv(args.landing, args.out_db)
     elif args.probe == "gate_events":

@@ -27,6 +27,7 @@ def _load(name: str):
 
 generate = _load("generate")
 baseline = _load("baseline")
+probes = _load("probes")
 
 FIRST, LAST = dt.date(2023, 11, 1), dt.date(2023, 12, 1)
 
@@ -91,3 +92,25 @@ def test_project_ingest_and_baseline_agree(tmp_path):
     # December compares with November: mom_pct exists where the partner traded in both months
     assert marts.execute("SELECT count(mom_pct) FROM marts.export_growth_monthly WHERE month = DATE '2023-12-01'").fetchone()[0] > 0
     marts.close()
+
+
+def test_ingest_design_probe_measures_both_designs_on_the_same_rows(tmp_path):
+    landing = tmp_path / "landing"
+    g = _generate(landing)
+    result = probes.probe_ingest_design(landing, tmp_path / "work", None)
+    assert result["files"] == g.files and result["rows"] == result["text_rows"] == g.rows
+    assert result["verdicts_equal"]
+    steps = result["per_million_rows"]
+    assert {"sha256", "transcode", "read_csv into a table", "today: parse into the checked table",
+            "text: verdict over the parse", "text: insert into a raw table of text"} <= set(steps)
+    assert all(v["wall_s"] > 0 for v in steps.values())
+
+
+def test_baseline_under_a_memory_limit_says_where_it_ran_out(tmp_path):
+    landing = tmp_path / "landing"
+    _generate(landing)
+    fits = baseline.build(landing, tmp_path / "fits.duckdb", tmp_path / "utf8", jobs=1, keep_utf8=False, memory_limit="200MB")
+    assert "error" not in fits and fits["fct_rows"] == fits["rows"] and fits["spill_peak_bytes"] >= 0
+    short = baseline.build(landing, tmp_path / "short.duckdb", tmp_path / "utf8", jobs=1, keep_utf8=False, memory_limit="2MB")
+    assert short["error"].startswith("Out of Memory Error") and short["failed_in"] == "read"
+    assert not (tmp_path / "short.duckdb.tmp").exists() and not (tmp_path / "utf8").exists()
