@@ -406,7 +406,7 @@ def write_results(path: Path, r: dict) -> str:
             f"<= {TARGETS['build_vs_baseline']}x baseline | {ratio:.1f}x: {verdict(ratio <= TARGETS['build_vs_baseline'])} |")
         for x in r.get("baseline_limited") or []:
             if "error" in x:
-                got = (f"did not finish: {x['error'][:80]} in {x.get('failed_in', '?')} after {x['wall_s']:.1f} s"
+                got = (f"did not finish: {x['error'].split(' (')[0]} in {x.get('failed_in', '?')} after {x['wall_s']:.1f} s"
                        + (f", {x['spill_peak_bytes'] / 1e9:.1f} GB spilled" if x.get("spill_peak_bytes") else ""))
                 versus = "no floor to compare with"
             else:
