@@ -9,7 +9,7 @@
         to show what batching many files per statement buys.
     probes.py ingest_design LANDING WORKDIR [--limit-files N]
         what the ingest's work costs, and what a raw table of text would cost, on the same files
-        (see bench/RESULTS.md, "why the ingest target is missed"): CPU per million rows of
+        (bench/RESULTS.md, the reading of the 08:56 national run): CPU per million rows of
         SHA-256 and of transcoding; DuckDB's read_csv of the UTF-8 copies into a table (the
         reference); the batch path's statements on the staged rows (parse into the checked
         table, then its per-file verdict) against the verdict computed straight over the parse
@@ -165,17 +165,16 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
     ready = timed("transcode", lambda: [c for c in candidates if ib._prepare(c, work / "staging", today)])
     groups = [list(g) for _, g in itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)]
 
-    con = duckdb.connect(str(work / "design.duckdb"))
     def spec(columns) -> str:
         return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
 
+    con = duckdb.connect(str(work / "design.duckdb"))
     for i, group in enumerate(groups):  # the reference: what DuckDB alone does with the same rows
         timed("read_csv into a table", con.execute, f"CREATE TABLE ref{i} AS SELECT * FROM read_csv($p, header=true, "
               f"auto_detect=false, columns={spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
     timed("read_csv into a table", con.execute, "CHECKPOINT")
     rows = sum(con.execute(f"SELECT count(*) FROM ref{i}").fetchone()[0] for i in range(len(groups)))
     ingest.load_reference_tables(con)
-    con.execute(ib._BROWS_DDL)
     con.execute("CREATE TEMP TABLE _bmeta (gid INT, fid INT, name_start DATE, name_end DATE, first_rowid BIGINT)")
     con.execute("CREATE TABLE raw_text (load_id VARCHAR, row_number BIGINT, period VARCHAR, hs8 VARCHAR, commodity_name VARCHAR, "
                 "partner_code VARCHAR, partner_name VARCHAR, quantity VARCHAR, unit VARCHAR, quantity2 VARCHAR, unit2 VARCHAR, value VARCHAR)")
@@ -187,6 +186,7 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
         for start in range(0, len(group), ib.BATCH_FILES):
             batch = group[start:start + ib.BATCH_FILES]
             gid += 1
+            con.execute(ib._BROWS_DDL)  # empty, as BatchLoader.load starts each batch
             timed("stage (both)", con.execute, f"""CREATE OR REPLACE TEMP TABLE _bstage AS SELECT *, file_index FROM read_csv($paths,
                   header=true, auto_detect=false, columns={spec(columns)}, delim=',', quote='"', escape='"', strict_mode=true)""",
                   {"paths": [str(c.shape.path) for c in batch]})
@@ -198,8 +198,10 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
             today_verdict = timed("today: verdict over the checked table", con.execute, ib._FILE_STATS_SQL, {**params, "gid": gid}).fetchall()
             over_parse = ("FROM (SELECT * RENAME (regime_code_key AS regime_key, province_code_key AS province_key) "
                           f"FROM ({parse}))\nWHERE gid = $gid")
-            text_verdict = timed("text: verdict over the parse", con.execute, ib._FILE_STATS_SQL.replace("FROM _brows\nWHERE gid = $gid", over_parse),
-                                 {**params, "gid": gid}).fetchall()
+            text_sql = ib._FILE_STATS_SQL.replace("FROM _brows\nWHERE gid = $gid", over_parse)
+            if text_sql == ib._FILE_STATS_SQL:
+                raise RuntimeError("ingest_batch._FILE_STATS_SQL changed: its FROM is no longer `FROM _brows WHERE gid = $gid`")
+            text_verdict = timed("text: verdict over the parse", con.execute, text_sql, {**params, "gid": gid}).fetchall()
             verdicts_equal &= sorted(today_verdict) == sorted(text_verdict)
             col = lambda name: f's."{name}"' if name in columns else "NULL"  # noqa: E731
             timed("text: insert into a raw table of text", con.execute, f"""INSERT INTO raw_text
