@@ -115,7 +115,9 @@ def build(landing: Path, out_db: Path, work: Path, jobs: int, keep_utf8: bool, m
     try:
         return _build_marts(con, groups_of(utf8), timings, t0, t, spill, len(files))
     except duckdb.Error as exc:  # out of memory or of disk under a memory limit: say where, and what it had spilled
-        return {"files": len(files), "error": str(exc).splitlines()[0], "failed_in": spill.step,
+        # the first step without a time is the one that failed
+        failed_in = next((step for key, step in _STEPS if key not in timings), "checkpoint")
+        return {"files": len(files), "error": str(exc).splitlines()[0], "failed_in": failed_in,
                 **{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3),
                 "spill_peak_bytes": spill.stop()}
     finally:
@@ -134,13 +136,16 @@ def groups_of(utf8: list[Path]) -> dict[tuple[str, ...], list[tuple[int, Path]]]
     return groups
 
 
+# (timing key, step name): the steps of _build_marts in order
+_STEPS = (("read_s", "read"), ("fct_s", "fct_exports_monthly"), ("growth_s", "export_growth_monthly"))
+
+
 class SpillSampler:
     """The largest size DuckDB's temp directory reached, sampled from a thread (DuckDB releases
-    the GIL while it executes); `step` is the phase the build is in, for an error message."""
+    the GIL while it executes)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self.step = "read"
         self.peak = 0
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -195,7 +200,6 @@ def _build_marts(con, groups, timings: dict, t0: float, t: float, spill: SpillSa
             {"files": [str(p) for _, p in members]},
         )
     timings["read_s"] = time.perf_counter() - t
-    spill.step = "fct_exports_monthly"
     rows = con.execute("SELECT count(*) FROM rows").fetchone()[0]
 
     t = time.perf_counter()
@@ -234,7 +238,6 @@ def _build_marts(con, groups, timings: dict, t0: float, t: float, spill: SpillSa
         FROM converted LEFT JOIN partner p USING (partner_code);
     """)
     timings["fct_s"] = time.perf_counter() - t
-    spill.step = "export_growth_monthly"
 
     t = time.perf_counter()
     con.execute("""

@@ -165,13 +165,10 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
     ready = timed("transcode", lambda: [c for c in candidates if ib._prepare(c, work / "staging", today)])
     groups = [list(g) for _, g in itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)]
 
-    def spec(columns) -> str:
-        return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
-
     con = duckdb.connect(str(work / "design.duckdb"))
     for i, group in enumerate(groups):  # the reference: what DuckDB alone does with the same rows
         timed("read_csv into a table", con.execute, f"CREATE TABLE ref{i} AS SELECT * FROM read_csv($p, header=true, "
-              f"auto_detect=false, columns={spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
+              f"auto_detect=false, columns={ib.columns_spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
     timed("read_csv into a table", con.execute, "CHECKPOINT")
     rows = sum(con.execute(f"SELECT count(*) FROM ref{i}").fetchone()[0] for i in range(len(groups)))
     ingest.load_reference_tables(con)
@@ -187,21 +184,17 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
             batch = group[start:start + ib.BATCH_FILES]
             gid += 1
             con.execute(ib._BROWS_DDL)  # empty, as BatchLoader.load starts each batch
-            timed("stage (both)", con.execute, f"""CREATE OR REPLACE TEMP TABLE _bstage AS SELECT *, file_index FROM read_csv($paths,
-                  header=true, auto_detect=false, columns={spec(columns)}, delim=',', quote='"', escape='"', strict_mode=true)""",
-                  {"paths": [str(c.shape.path) for c in batch]})
+            timed("stage (both)", con.execute, ib.stage_sql(columns), {"paths": [str(c.shape.path) for c in batch]})
             con.executemany("INSERT INTO _bmeta VALUES (?, ?, ?, ?, NULL)", [(gid, i, *(c.name_period or (None, None))) for i, c in enumerate(batch)])
-            con.execute("""UPDATE _bmeta SET first_rowid = f.first_rowid FROM (SELECT file_index, min(rowid) AS first_rowid
-                           FROM _bstage GROUP BY file_index) f WHERE f.file_index = _bmeta.fid AND _bmeta.gid = $gid""", {"gid": gid})
+            con.execute(ib.FIRST_ROWID_SQL, {"gid": gid})
             parse = ib._row_sql(columns, gid)
             timed("today: parse into the checked table", con.execute, f"INSERT INTO _brows ({ib.ROW_COLUMNS}) {parse}")
-            today_verdict = timed("today: verdict over the checked table", con.execute, ib._FILE_STATS_SQL, {**params, "gid": gid}).fetchall()
-            over_parse = ("FROM (SELECT * RENAME (regime_code_key AS regime_key, province_code_key AS province_key) "
-                          f"FROM ({parse}))\nWHERE gid = $gid")
-            text_sql = ib._FILE_STATS_SQL.replace("FROM _brows\nWHERE gid = $gid", over_parse)
-            if text_sql == ib._FILE_STATS_SQL:
-                raise RuntimeError("ingest_batch._FILE_STATS_SQL changed: its FROM is no longer `FROM _brows WHERE gid = $gid`")
-            text_verdict = timed("text: verdict over the parse", con.execute, text_sql, {**params, "gid": gid}).fetchall()
+            today_verdict = timed("today: verdict over the checked table", con.execute, ib.file_stats_sql(),
+                                  {**params, "gid": gid}).fetchall()
+            # the parse's columns under the checked table's names (the two *_key columns differ)
+            over_parse = f"(SELECT * RENAME (regime_code_key AS regime_key, province_code_key AS province_key) FROM ({parse}))"
+            text_verdict = timed("text: verdict over the parse", con.execute, ib.file_stats_sql(over_parse),
+                                 {**params, "gid": gid}).fetchall()
             verdicts_equal &= sorted(today_verdict) == sorted(text_verdict)
             col = lambda name: f's."{name}"' if name in columns else "NULL"  # noqa: E731
             timed("text: insert into a raw table of text", con.execute, f"""INSERT INTO raw_text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from .reporting import markdown_table, text_table
+from .warehouse import table_exists
 
 HEADLINE_HS8 = "85051110"
 
@@ -45,11 +46,7 @@ def growth_table_for(con: duckdb.DuckDBPyConnection, hs8: str) -> str:
     the national size, 1.6 s cold). A warehouse built before the small table existed, or a code
     outside its headings, reads the growth table itself.
     """
-    schema, table = SMALL_GROWTH_TABLE.split(".")
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
-    ).fetchone()[0]
-    if exists and con.execute(f"SELECT count(*) > 0 FROM {SMALL_GROWTH_TABLE} WHERE hs8 = $h", {"h": hs8}).fetchone()[0]:
+    if table_exists(con, *SMALL_GROWTH_TABLE.split(".")) and con.execute(f"SELECT count(*) > 0 FROM {SMALL_GROWTH_TABLE} WHERE hs8 = $h", {"h": hs8}).fetchone()[0]:
         return SMALL_GROWTH_TABLE
     return GROWTH_TABLE
 

@@ -18,15 +18,10 @@ from pathlib import Path
 import duckdb
 
 from .quality import Scope
+from .warehouse import table_exists
 from .quality import month_label as month_ranges  # noqa: F401 - '2023-11..2024-01, 2025-06'
 
 HISTORY_TABLE = ("intermediate", "int_customs_facts_history")
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
-    ).fetchone()[0])
 
 
 def unbuilt_loads(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -61,7 +56,7 @@ def missing_monthly_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     to the project since the last build (or a table dropped by hand)."""
     from .settings import dbt_target_dir
 
-    return [f"{s}.{t}" for s, t in _monthly_relations(dbt_target_dir() / "manifest.json") if not _table_exists(con, s, t)]
+    return [f"{s}.{t}" for s, t in _monthly_relations(dbt_target_dir() / "manifest.json") if not table_exists(con, s, t)]
 
 
 def every_month_reason(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -186,7 +181,7 @@ def scope_to_verify(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Scope
     Every month when this run built nothing (a gate run on its own, e.g. 'Execute checks' in
     the UI, checks the whole warehouse) or when some unverified build rewrote every month.
     """
-    if not _table_exists(con, "raw", "months_to_verify"):
+    if not table_exists(con, "raw", "months_to_verify"):
         return None
     this_run = con.execute("SELECT count(*) FROM raw.months_to_verify WHERE dagster_run_id = $r", {"r": run_id}).fetchone()[0]
     if not run_id or not this_run:
@@ -204,7 +199,7 @@ def scope_to_verify(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Scope
 
 def verified(con: duckdb.DuckDBPyConnection) -> None:
     """The gate passed: what was built so far is verified."""
-    if _table_exists(con, "raw", "months_to_verify"):
+    if table_exists(con, "raw", "months_to_verify"):
         con.execute("DELETE FROM raw.months_to_verify")
 
 
@@ -272,7 +267,7 @@ def static_nodes(manifest: dict) -> StaticNodes:
 
 def static_nodes_current(con: duckdb.DuckDBPyConnection, fingerprint: str, nodes: StaticNodes) -> bool:
     """True when the last build of the static nodes had these project files and they all still exist."""
-    if not _table_exists(con, "raw", "dbt_static_build"):
+    if not table_exists(con, "raw", "dbt_static_build"):
         return False
     last = con.execute("SELECT fingerprint FROM raw.dbt_static_build ORDER BY built_at DESC LIMIT 1").fetchone()
     if not last or last[0] != fingerprint:

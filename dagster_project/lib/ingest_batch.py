@@ -95,6 +95,25 @@ def _prepare(c: Candidate, staging_dir: Path, today: dt.date) -> bool:
     return True
 
 
+def columns_spec(columns: tuple[str, ...]) -> str:
+    """read_csv's `columns` for a header's columns, every one read as text."""
+    return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
+
+
+def stage_sql(columns: tuple[str, ...]) -> str:
+    """A batch of files with these columns, read as text into _bstage ($paths: the files)."""
+    return f"""CREATE OR REPLACE TEMP TABLE _bstage AS
+               SELECT *, file_index FROM read_csv($paths, header=true, auto_detect=false, columns={columns_spec(columns)},
+                                      delim=',', quote='"', escape='"', strict_mode=true,
+                                      null_padding=false, max_line_size=1048576)"""
+
+
+# Where each file of batch $gid starts in _bstage: a data row's number is its rowid's offset from there.
+FIRST_ROWID_SQL = """UPDATE _bmeta SET first_rowid = f.first_rowid
+                     FROM (SELECT file_index, min(rowid) AS first_rowid FROM _bstage GROUP BY file_index) f
+                     WHERE f.file_index = _bmeta.fid AND _bmeta.gid = $gid"""
+
+
 # Every row of a batch, parsed: the insert reads it, the per-file verdict counts its doubts.
 _BROWS_DDL = """CREATE OR REPLACE TEMP TABLE _brows (
     gid INT, fid INT, row_number BIGINT, doubt BOOLEAN, negative BOOLEAN,
@@ -190,6 +209,12 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
         LEFT JOIN _unit du ON du.unit_code = coalesce(c.declared_unit_code, a.unit_code)"""
 
 
+def file_stats_sql(rows: str = "_brows") -> str:
+    """Each file's verdict, a row per file of batch $gid, over its parsed rows (`rows`: the checked
+    table, or a query shaped like it; bench/probes.py ingest_design computes it over the parse)."""
+    return _FILE_STATS_SQL.replace("{rows}", rows)
+
+
 _FILE_STATS_SQL = """
 SELECT fid, count(*) AS rows,
        count(*) FILTER (doubt OR negative OR period_end >= $current_month) AS doubts,
@@ -198,7 +223,7 @@ SELECT fid, count(*) AS rows,
        count(*) FILTER (unknown_code) AS unknown_codes,
        count(*) FILTER (name_start IS NOT NULL AND (period_start < name_start OR period_end > name_end)) AS outside_name,
        min(period_start) AS period_start, max(period_end) AS period_end
-FROM _brows
+FROM {rows}
 WHERE gid = $gid
 GROUP BY fid
 """
@@ -261,15 +286,8 @@ class BatchLoader:
     # -- validation, a group of files with the same columns at a time --------------------------------
     def _check_group(self, group: list[Candidate]) -> None:
         columns = group[0].stage_columns
-        spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
         try:
-            self.con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _bstage AS
-                    SELECT *, file_index FROM read_csv($paths, header=true, auto_detect=false, columns={spec},
-                                           delim=',', quote='"', escape='"', strict_mode=true,
-                                           null_padding=false, max_line_size=1048576)""",
-                {"paths": [str(c.shape.path) for c in group]},
-            )
+            self.con.execute(stage_sql(columns), {"paths": [str(c.shape.path) for c in group]})
         except duckdb.Error:
             if len(group) > 1:  # find the file at fault by halves; the others still go together
                 half = len(group) // 2
@@ -282,15 +300,10 @@ class BatchLoader:
             "INSERT INTO _bmeta VALUES (?, ?, ?, ?, NULL)",
             [(gid, i, *(c.name_period or (None, None))) for i, c in enumerate(group)],
         )
-        self.con.execute(
-            """UPDATE _bmeta SET first_rowid = f.first_rowid
-               FROM (SELECT file_index, min(rowid) AS first_rowid FROM _bstage GROUP BY file_index) f
-               WHERE f.file_index = _bmeta.fid AND _bmeta.gid = $gid""",
-            {"gid": gid},
-        )
+        self.con.execute(FIRST_ROWID_SQL, {"gid": gid})
         self.con.execute(f"INSERT INTO _brows ({ROW_COLUMNS}) " + _row_sql(columns, gid))
         self.con.execute("DROP TABLE _bstage")
-        stats = self.con.execute(_FILE_STATS_SQL, {"current_month": self.today.replace(day=1), "gid": gid}).fetchall()
+        stats = self.con.execute(file_stats_sql(), {"current_month": self.today.replace(day=1), "gid": gid}).fetchall()
         names = [d[0] for d in self.con.description]
         conversions: dict[int, list] = {}
         for fid, a, b, f, n in self.con.execute(

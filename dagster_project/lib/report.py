@@ -7,7 +7,7 @@ import duckdb
 from .headline import headline_rows, headline_text
 from .settings import Settings
 from .transcode import sha256_of
-from .warehouse import open_db
+from .warehouse import open_db, table_exists
 
 
 def _open_latest(settings: Settings) -> duckdb.DuckDBPyConnection | None:
@@ -74,10 +74,7 @@ def print_run_report(settings: Settings, result, elapsed: float) -> int:
     if settings.warehouse_path.exists():
         served = open_db(settings.warehouse_path, read_only=True)
         try:
-            has_marts = served.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'export_growth_monthly'"
-            ).fetchone()[0]
-            if has_marts:
+            if table_exists(served, "marts", "export_growth_monthly"):
                 print()
                 print(headline_text(headline_rows(served)))
         finally:

@@ -292,6 +292,13 @@ def _start_background_refresh(settings: Settings, lock: BuildLock) -> int:
     ).pid
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """A base table `schema.table` in the connection's databases (views do not count)."""
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
+    ).fetchone()[0])
+
+
 def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection under CUSTOMS_DUCKDB_MEMORY_LIMIT (None: in memory).
 
