@@ -2,7 +2,7 @@
 """Measurements bench/run.py runs in their own process (so each has a clean memory and clock).
 
     probes.py ingest LANDING WORKDIR [--limit-files N] [--per-file]
-        the project's ingest (dagster_project.lib.ingest.ingest_landing) on a fresh DuckDB
+        the project's ingest (dagster_project.lib.ingest.landing.ingest_landing) on a fresh DuckDB
         working copy, with a breakdown of where the time goes (SHA-256, transcoding, each
         kind of SQL statement), the final CHECKPOINT included (read_csv's figure includes one
         too). --per-file loads every file through the per-file gate (CUSTOMS_INGEST_BATCH=0),
@@ -18,7 +18,7 @@
         DuckDB's own read_csv on the same rows as UTF-8 (transcoded first, untimed): all files of a header in one
         statement (what DuckDB can do), and one statement per file (what a per-file load pays).
     probes.py checks WAREHOUSE.duckdb
-        the quality gate's checks (dagster_project.lib.quality.run_checks) on a copy of a
+        the quality gate's checks (dagster_project.lib.quality.checks.run_checks) on a copy of a
         built warehouse, timed one by one.
     probes.py gate_events DAGSTER_HOME RUN_ID
         each quality-gate check's seconds as recorded in that run's event log (no re-run)
@@ -85,7 +85,7 @@ class TimedConnection:
 
 def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
     from dagster_project.lib import ingest, ingest_batch, transcode
-    from dagster_project.lib import warehouse as wh
+    from dagster_project.lib.warehouse import working_copy as wh
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
 
@@ -256,7 +256,7 @@ def probe_readcsv(landing: Path, out_db: Path) -> dict:
 
 def probe_checks(warehouse: Path) -> dict:
     started = time.perf_counter()
-    from dagster_project.lib.quality import run_checks
+    from dagster_project.lib.quality.checks import run_checks
     import great_expectations  # noqa: F401  (the import is part of the gate's cost)
 
     import_s = time.perf_counter() - started

@@ -288,7 +288,7 @@ def cli_build(work: Path, landing: Path, log: Path) -> Build:
            "DAGSTER_HOME": str(work / "dagster_home")}
     build = parse_build(run_measured([PY, "-m", "dagster_project.cli", "build"], log, env))
     from dagster_project.lib.settings import Settings
-    from dagster_project.lib.warehouse import wait_for_working_copy
+    from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
 
     started = time.perf_counter()
     wait_for_working_copy(Settings(landing_dir=landing, warehouse_path=work / "warehouse.duckdb"))

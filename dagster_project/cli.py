@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lib.build_lock import BuildLock, BuildLockTimeout
-from .lib.settings import PROJECT_ROOT, dbt_target_dir, export_to_environ
+from dagster_project.lib.warehouse.build_lock import BuildLock, BuildLockTimeout
+from dagster_project.lib.settings import PROJECT_ROOT, dbt_target_dir, export_to_environ
 
 
 def dagster_home() -> Path:
@@ -217,12 +217,12 @@ def build(args: argparse.Namespace) -> int:
         print(f"not building: {exc}", file=sys.stderr)
         return 2
     try:
-        from .definitions import defs
-        from .lib.report import print_run_report
+        from dagster_project.definitions import defs
+        from dagster_project.lib.serving.run_report import print_run_report
 
-        from .defs.jobs import build_in_process
-        from .defs.partitions import months_of_range
-        from .lib.incremental import month_ranges
+        from dagster_project.defs.jobs import build_in_process
+        from dagster_project.defs.partitions import months_of_range
+        from dagster_project.lib.transform.months_to_build import month_ranges
 
         job = defs.resolve_job_def("build_warehouse")
         with _instance() as instance:

@@ -3,15 +3,15 @@
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
-from .defs.checks import quality_gate
-from .defs.dbt_assets import customs_dbt_models, dbt_project
-from .defs.jobs import build_warehouse_job
-from .defs.raw_assets import raw_customs_extracts
-from .defs.resources import WarehouseResource
-from .defs.schedules import monthly_after_gacc_release
-from .defs.sensors import build_months_after_ingest, landing_files_sensor
-from .defs.serving_assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
-from .lib.settings import dbt_executable, export_to_environ
+from dagster_project.defs.quality.checks import quality_gate
+from dagster_project.defs.transform.dbt_assets import customs_dbt_models, dbt_project
+from dagster_project.defs.jobs import build_warehouse_job
+from dagster_project.defs.ingest.assets import raw_customs_extracts
+from dagster_project.defs.resources import WarehouseResource
+from dagster_project.defs.schedules import monthly_after_gacc_release
+from dagster_project.defs.sensors import build_months_after_ingest, landing_files_sensor
+from dagster_project.defs.serving.assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
+from dagster_project.lib.settings import dbt_executable, export_to_environ
 
 export_to_environ()
 

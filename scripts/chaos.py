@@ -216,7 +216,7 @@ def background_copies(root: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"dagster_project.lib.warehouse" in argv and b"refresh" in argv and served.encode() in argv:
+        if b"dagster_project.lib.warehouse.working_copy" in argv and b"refresh" in argv and served.encode() in argv:
             found.append(int(entry.name))
     return found
 

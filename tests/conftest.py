@@ -30,7 +30,7 @@ class Workspace:
 
         # as the CLI builds: the ingest, then a run per range of months it left to build
         from dagster_project.lib.settings import Settings
-        from dagster_project.lib.warehouse import wait_for_working_copy
+        from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
 
         with DagsterInstance.ephemeral() as instance:
             result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import gacc_format as fmt
-from dagster_project.lib import warehouse as wh
-from dagster_project.lib.ingest import ingest_landing
+from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import PROJECT_ROOT
 
 

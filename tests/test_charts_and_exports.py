@@ -16,9 +16,9 @@ import duckdb
 import matplotlib.image
 import pytest
 
-from dagster_project.lib.charts import PARTNERS, render_report
-from dagster_project.lib.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
-from dagster_project.lib.parquet_export import export_marts, quote_ident, quote_literal
+from dagster_project.lib.serving.charts import PARTNERS, render_report
+from dagster_project.lib.serving.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
+from dagster_project.lib.serving.parquet_export import export_marts, quote_ident, quote_literal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ODD_TABLE = 'odd name\'s "t"'  # quoting of identifiers and paths

@@ -22,7 +22,7 @@ import pytest
 
 from dagster_project import cli
 from dagster_project.defs.pools import DUCKDB_POOL
-from dagster_project.lib.build_lock import BuildLock, BuildLockTimeout
+from dagster_project.lib.warehouse.build_lock import BuildLock, BuildLockTimeout
 from dagster_project.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 
 
@@ -67,7 +67,7 @@ KILLED_BUILD = textwrap.dedent(
     from dagster import DagsterInstance, job, op
     from dagster_project.cli import PID_TAG, dagster_home
     from dagster_project.defs.pools import DUCKDB_POOL
-    from dagster_project.lib.build_lock import BuildLock
+    from dagster_project.lib.warehouse.build_lock import BuildLock
 
     tag_pid, marker = sys.argv[1], Path(sys.argv[2])
     lock = BuildLock.for_dagster_home(dagster_home())
@@ -143,7 +143,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from dagster_project.lib.build_lock import BuildLock
+    from dagster_project.lib.warehouse.build_lock import BuildLock
 
     lock = BuildLock(sys.argv[1])
     assert lock.try_acquire()

@@ -27,9 +27,9 @@ from corpus.build_corpus import (
     revise_in_place,
     write_case,
 )
-from dagster_project.lib.ingest import IngestReport, ingest_landing, load_id_for
+from dagster_project.lib.ingest.landing import IngestReport, ingest_landing, load_id_for
 from dagster_project.lib.settings import Settings
-from dagster_project.lib.warehouse import ensure_working_copy
+from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 
 TODAY = dt.date(2026, 1, 15)  # every corpus month is over; the "future" cases are relative to it
 ALL = CASES(TODAY)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gacc_files import copy_sample
 
-from dagster_project.defs import dbt_assets
+from dagster_project.defs.transform import dbt_assets
 from dagster_project.lib.settings import DBT_PROJECT_DIR, dbt_executable, dbt_target_dir
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import charts
-from dagster_project.lib.dbt_docs import (
+from dagster_project.lib.serving import charts
+from dagster_project.lib.serving.dbt_docs import (
     CATALOG_PLACEHOLDER,
     MANIFEST_PLACEHOLDER,
     build_docs_site,
@@ -209,7 +209,7 @@ def test_a_new_renderer_draws_again(magnets, tmp_path, monkeypatch):
 def test_charts_module_does_not_import_matplotlib(tmp_path):
     import subprocess
 
-    code = "import sys, dagster_project.lib.charts; print('matplotlib' in sys.modules)"
+    code = "import sys, dagster_project.lib.serving.charts; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import warehouse as wh
+from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.settings import PROJECT_ROOT, Settings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import warehouse as wh
-from dagster_project.lib.ingest import ingest_landing
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import Settings
 from gacc_files import magnet_row, write_extract
 

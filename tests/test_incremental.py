@@ -15,7 +15,7 @@ from gacc_files import copy_sample
 from test_month_fingerprints import recorded_equals_direct
 from test_quality_gate import marts_hash
 
-from dagster_project.lib.incremental import (
+from dagster_project.lib.transform.months_to_build import (
     dbt_env,
     dbt_vars,
     growth_months,

@@ -15,10 +15,10 @@ import duckdb
 import pytest
 
 from corpus.build_corpus import build_corpus
-from dagster_project.lib import ingest_batch
-from dagster_project.lib.ingest import ingest_landing
+from dagster_project.lib.ingest import batch as ingest_batch
+from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import Settings
-from dagster_project.lib.warehouse import ensure_working_copy
+from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 from gacc_files import magnet_row, write_bytes, write_extract
 
 TODAY = dt.date(2026, 1, 15)

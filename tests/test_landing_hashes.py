@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.ingest import _LandingHashes, ingest_landing
+from dagster_project.lib.ingest.landing import _LandingHashes, ingest_landing
 from dagster_project.lib.settings import Settings
-from dagster_project.lib.warehouse import ensure_working_copy
+from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 from gacc_files import magnet_row, write_extract
 
 TODAY = dt.date(2026, 1, 15)

@@ -36,7 +36,7 @@ from test_quality_gate import marts_hash
 from test_sensor_and_ui import _free_port
 
 from dagster_project.definitions import defs
-from dagster_project.defs.dbt_assets import MONTHLY_ASSETS
+from dagster_project.defs.transform.dbt_assets import MONTHLY_ASSETS
 from dagster_project.defs.jobs import build_selections
 from dagster_project.lib.settings import PROJECT_ROOT
 

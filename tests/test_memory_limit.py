@@ -52,7 +52,7 @@ def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace
 def test_every_connection_of_the_dagster_process_has_the_limit(tmp_path):
     """Publishing, the Parquet export and the report open DuckDB through wh.open_db: DuckDB's own
     default (80% of RAM) let a national-size export peak at 13 GB beside a 1 GB setting."""
-    from dagster_project.lib import warehouse as wh
+    from dagster_project.lib.warehouse import working_copy as wh
     from dagster_project.lib.settings import Settings
 
     settings = Settings(landing_dir=tmp_path / "landing", warehouse_path=tmp_path / "warehouse.duckdb")

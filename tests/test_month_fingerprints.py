@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import parquet_export as pe
+from dagster_project.lib.serving import parquet_export as pe
 from dagster_project.lib.settings import DBT_PROJECT_DIR, VENV_BIN
 
 LARGE = ("fct_exports_monthly", "export_growth_monthly")

@@ -15,10 +15,10 @@ from gacc_files import copy_sample
 from test_quality_gate import marts_hash
 
 from dagster_project.definitions import defs
-from dagster_project.defs.dbt_assets import MONTHLY_KEYS, customs_dbt_models, dbt_project
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS, customs_dbt_models, dbt_project
 from dagster_project.defs.jobs import INGEST_KEYS
 from dagster_project.defs.partitions import CUSTOMS_MONTH, contiguous_ranges, months_of_range, planned_ranges
-from dagster_project.lib.incremental import mark_months_built
+from dagster_project.lib.transform.months_to_build import mark_months_built
 
 D = dt.date
 

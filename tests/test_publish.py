@@ -2,7 +2,7 @@
 in the background, and a build that starts before that copy is done waits for it.
 
 Real DuckDB files in a temp dir, the real background process (`python -m
-dagster_project.lib.warehouse refresh`).
+dagster_project.lib.warehouse.working_copy refresh`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import warehouse as wh
+from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.settings import PROJECT_ROOT, Settings
 
 
@@ -52,7 +52,7 @@ def _refreshers(settings: Settings) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"dagster_project.lib.warehouse" in argv and needle in argv:
+            if b"dagster_project.lib.warehouse.working_copy" in argv and needle in argv:
                 pids.append(int(entry.name))
     return pids
 
@@ -115,7 +115,7 @@ def test_publish_can_copy_back_in_the_foreground(settings):
 
 
 def test_the_background_copy_refuses_bad_arguments():
-    done = subprocess.run([sys.executable, "-m", "dagster_project.lib.warehouse", "refresh"], cwd=PROJECT_ROOT,
+    done = subprocess.run([sys.executable, "-m", "dagster_project.lib.warehouse.working_copy", "refresh"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 2 and "usage:" in done.stderr
 

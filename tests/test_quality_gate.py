@@ -231,7 +231,7 @@ def test_an_incremental_gate_sees_a_month_as_the_full_gate_does(sample_build, tm
     import datetime as dt
     import shutil
 
-    from dagster_project.lib import quality
+    from dagster_project.lib.quality import checks as quality
 
     working = sample_build.warehouse.with_name(sample_build.warehouse.name + ".build")
     copy = tmp_path / "copy.duckdb"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, AssetSelection, PartitionKeyRange, define_asset_job
 
-from .partitions import MONTHS_TO_BUILD_METADATA, range_tags
+from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, range_tags
 
 # Everything, in dependency order: ingest -> dbt build (with tests) -> quality gate -> publish.
 build_warehouse_job = define_asset_job(
@@ -60,8 +60,8 @@ def plan(asset_graph, ranges: list[PartitionKeyRange]) -> list[Step]:
     tests) only; the last also runs the quality gate (all of it, the checks on the raw assets
     too, once every month is built: its reconciliations compare raw rows with the facts) and
     publishes. Without months to build: one run without partitions of what has none."""
-    from .checks import quality_gate
-    from .dbt_assets import customs_dbt_models
+    from dagster_project.defs.quality.checks import quality_gate
+    from dagster_project.defs.transform.dbt_assets import customs_dbt_models
 
     rest, unpartitioned = build_selections(asset_graph)
     gate = set(quality_gate.check_keys)

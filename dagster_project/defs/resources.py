@@ -6,8 +6,8 @@ import duckdb
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_duckdb import DuckDBResource
 
-from ..lib import warehouse
-from ..lib.settings import Settings, export_to_environ
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.settings import Settings, export_to_environ
 
 # Imported by a step that runs late in the build, and slow to import (seconds): a run that will
 # need them imports them in a background thread from its start, while this process mostly waits
@@ -67,8 +67,8 @@ class WarehouseResource(ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         settings = self.settings()
-        warehouse.ensure_working_copy(settings)
-        with warehouse.connect_working(settings) as con:
+        wh.ensure_working_copy(settings)
+        with wh.connect_working(settings) as con:
             yield con
 
     def reader(self) -> DuckDBResource:

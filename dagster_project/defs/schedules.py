@@ -1,6 +1,6 @@
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
-from .jobs import INGEST_KEYS, build_warehouse_job
+from dagster_project.defs.jobs import INGEST_KEYS, build_warehouse_job
 
 
 # GACC publishes a month's detailed statistics around the 20th of the following month.

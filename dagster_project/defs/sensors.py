@@ -11,10 +11,10 @@ from dagster import (
     sensor,
 )
 
-from ..lib.ingest import discover
-from ..lib.settings import get_settings
-from .jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan, ranges_from_metadata
-from .partitions import RANGE_END_TAG, RANGE_START_TAG
+from dagster_project.lib.ingest.landing import discover
+from dagster_project.lib.settings import get_settings
+from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan, ranges_from_metadata
+from dagster_project.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 def _fingerprint(path) -> str:

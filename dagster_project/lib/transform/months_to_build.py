@@ -17,9 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from .quality import Scope
-from .warehouse import table_exists
-from .quality import month_label as month_ranges  # noqa: F401 - '2023-11..2024-01, 2025-06'
+from dagster_project.lib.quality.checks import Scope
+from dagster_project.lib.warehouse.working_copy import table_exists
+from dagster_project.lib.quality.checks import month_label as month_ranges  # noqa: F401 - '2023-11..2024-01, 2025-06'
 
 HISTORY_TABLE = ("intermediate", "int_customs_facts_history")
 
@@ -54,7 +54,7 @@ def monthly_relations(manifest: dict) -> tuple[tuple[str, str], ...]:
 def missing_monthly_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The month-by-month tables of the project's manifest that the warehouse lacks: a model added
     to the project since the last build (or a table dropped by hand)."""
-    from .settings import dbt_target_dir
+    from dagster_project.lib.settings import dbt_target_dir
 
     return [f"{s}.{t}" for s, t in _monthly_relations(dbt_target_dir() / "manifest.json") if not table_exists(con, s, t)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from .reporting import markdown_table, text_table
-from .warehouse import table_exists
+from dagster_project.lib.text_tables import markdown_table, text_table
+from dagster_project.lib.warehouse.working_copy import table_exists
 
 HEADLINE_HS8 = "85051110"
 

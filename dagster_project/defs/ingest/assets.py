@@ -1,11 +1,11 @@
 from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
-from ..lib.incremental import month_ranges, months_pending
-from ..lib.ingest import ingest_landing
-from ..lib.reporting import markdown_table
-from .partitions import MONTHS_TO_BUILD_METADATA, planned_ranges
-from .pools import DUCKDB_POOL
-from .resources import WarehouseResource
+from dagster_project.lib.transform.months_to_build import month_ranges, months_pending
+from dagster_project.lib.ingest.landing import ingest_landing
+from dagster_project.lib.text_tables import markdown_table
+from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, planned_ranges
+from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import WarehouseResource
 
 RAW_ROWS = AssetSpec(
     ["raw", "customs_rows"],

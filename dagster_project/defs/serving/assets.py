@@ -3,12 +3,12 @@ from pathlib import Path
 import duckdb
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from ..lib import warehouse as wh
-from ..lib.headline import headline_markdown, headline_rows
-from ..lib.settings import dbt_target_dir
-from .dbt_assets import customs_dbt_models, dbt_project
-from .pools import DUCKDB_POOL
-from .resources import WarehouseResource
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.serving.headline import headline_markdown, headline_rows
+from dagster_project.lib.settings import dbt_target_dir
+from dagster_project.defs.transform.dbt_assets import customs_dbt_models, dbt_project
+from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import WarehouseResource
 
 MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path)
 
@@ -26,7 +26,7 @@ MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"),
     ),
 )
 def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    from ..lib.parquet_export import record_missing_month_fingerprints
+    from dagster_project.lib.serving.parquet_export import record_missing_month_fingerprints
 
     settings = warehouse.settings()
     with wh.connect_working(settings) as con:
@@ -68,7 +68,7 @@ def _served_reader(warehouse: WarehouseResource) -> duckdb.DuckDBPyConnection:
     description="Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot open DuckDB. Tables and years whose rows did not change are kept as they are.",
 )
 def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    from ..lib.parquet_export import export_marts
+    from dagster_project.lib.serving.parquet_export import export_marts
 
     out_dir = warehouse.settings().outputs_dir / "export"
     con = _served_reader(warehouse)
@@ -104,7 +104,7 @@ def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource
 def analyst_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     import base64
 
-    from ..lib.charts import render_report
+    from dagster_project.lib.serving.charts import render_report
 
     out_dir = warehouse.settings().outputs_dir / "report"
     con = _served_reader(warehouse)
@@ -153,7 +153,7 @@ def dbt_docs_site(context: AssetExecutionContext, warehouse: WarehouseResource) 
     import hashlib
     import json
 
-    from ..lib.dbt_docs import catalog_fingerprint, catalog_from_duckdb, publish_static_docs, read_json_document
+    from dagster_project.lib.serving.dbt_docs import catalog_fingerprint, catalog_from_duckdb, publish_static_docs, read_json_document
 
     settings = warehouse.settings()
     out_dir = settings.outputs_dir / "docs"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import duckdb
 
-from . import gacc_format as fmt
-from .ingest import (
+from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.ingest.landing import (
     FLOWS,
     NULL_TOKENS_SQL,
     TEXT_SUFFIXES,
@@ -37,7 +37,7 @@ from .ingest import (
     period_name_warning,
     unit_conversions_text,
 )
-from .transcode import EncodingError, Transcoded, transcode_to_utf8
+from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
 
 # Files per read_csv: about 1M rows at the platform's 10,000-row cap, a few hundred MB in DuckDB.
 BATCH_FILES = int(os.environ.get("CUSTOMS_INGEST_BATCH_FILES", "100"))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from . import gacc_format as fmt
-from .settings import SEEDS_DIR
-from .transcode import EncodingError, Transcoded, sha256_of, transcode_to_utf8
+from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.settings import SEEDS_DIR
+from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, sha256_of, transcode_to_utf8
 
 FLOWS = ("exports", "imports")
 TEXT_SUFFIXES = (".csv", ".txt")
@@ -754,7 +754,7 @@ def ingest_landing(
     many per statement (lib/ingest_batch.py); off, every file goes through the per-file gate.
     Both give the same rows, loads and rejections.
     """
-    from .ingest_batch import BATCH_FILES, BatchLoader, Candidate
+    from dagster_project.lib.ingest.batch import BATCH_FILES, BatchLoader, Candidate
 
     if batch is None:
         batch = os.environ.get("CUSTOMS_INGEST_BATCH", "1") != "0"

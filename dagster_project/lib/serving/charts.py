@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import duckdb
 
-from .headline import GROWTH_TABLE, growth_table_for
+from dagster_project.lib.serving.headline import GROWTH_TABLE, growth_table_for
 
 if TYPE_CHECKING:  # matplotlib is imported only when something is drawn
     from matplotlib.figure import Figure

@@ -23,10 +23,10 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
-from ..lib import warehouse as wh
-from ..lib.audit import record_check_results
-from ..lib.headline import headline_markdown, headline_rows
-from ..lib.incremental import (
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.quality.audit import record_check_results
+from dagster_project.lib.serving.headline import headline_markdown, headline_rows
+from dagster_project.lib.transform.months_to_build import (
     dbt_env,
     dbt_vars,
     is_first_build,
@@ -41,10 +41,10 @@ from ..lib.incremental import (
     static_nodes_current,
     unbuilt_loads,
 )
-from ..lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings, dbt_executable, dbt_target_dir
-from .partitions import CUSTOMS_MONTH, months_of_range
-from .pools import DUCKDB_POOL
-from .resources import WarehouseResource
+from dagster_project.lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings, dbt_executable, dbt_target_dir
+from dagster_project.defs.partitions import CUSTOMS_MONTH, months_of_range
+from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 

@@ -10,14 +10,14 @@ from dagster import (
     multi_asset_check,
 )
 
-from ..lib import warehouse as wh
-from ..lib.audit import record_check_results
-from ..lib.incremental import scope_to_verify, verified
-from ..lib.quality import CHECKS, ERROR, CheckOutcome, run_checks
-from ..lib.report import current_rejections
-from ..lib.reporting import markdown_table
-from .pools import DUCKDB_POOL
-from .resources import WarehouseResource
+from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.quality.audit import record_check_results
+from dagster_project.lib.transform.months_to_build import scope_to_verify, verified
+from dagster_project.lib.quality.checks import CHECKS, ERROR, CheckOutcome, run_checks
+from dagster_project.lib.serving.run_report import current_rejections
+from dagster_project.lib.text_tables import markdown_table
+from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import WarehouseResource
 
 SPECS = [
     AssetCheckSpec(

@@ -4,7 +4,7 @@ Builds never write the served file in place: a BI tool holding a read-only conne
 it would block the writer, and a reader refreshing mid-build would see half the months.
 Every build writes `<warehouse>.build`; `publish()` checkpoints it and renames it over the
 served file in one atomic step. The next build needs a working copy again: a background
-process (`python -m dagster_project.lib.warehouse refresh`) copies the served file back to
+process (`python -m dagster_project.lib.warehouse.working_copy refresh`) copies the served file back to
 `<warehouse>.build` right after publishing, holding `<warehouse>.build.lock` while it copies;
 a build that starts before the copy is done waits for it (`ensure_working_copy`). The copy
 is the size of the whole warehouse (7 GB, ~20 s at 10 national years on ext4), so it is
@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from .build_lock import BuildLock
-from .settings import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, STORAGE_VERSION, Settings
+from dagster_project.lib.warehouse.build_lock import BuildLock
+from dagster_project.lib.settings import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, STORAGE_VERSION, Settings
 
 if TYPE_CHECKING:  # imported where a connection is opened: the background copy (`refresh`) needs no DuckDB
     import duckdb
@@ -286,7 +286,7 @@ def _start_background_refresh(settings: Settings, lock: BuildLock) -> int:
     """
     fd = lock.fileno()
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster_project.lib.warehouse", "refresh", str(settings.warehouse_path), str(fd)],
+        [sys.executable, "-m", "dagster_project.lib.warehouse.working_copy", "refresh", str(settings.warehouse_path), str(fd)],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, pass_fds=(fd,),
     ).pid
@@ -391,7 +391,7 @@ def _main(argv: list[str]) -> int:
         finally:
             os.close(fd)  # the last descriptor of publish's lock: the next build may go on
         return 0
-    print("usage: python -m dagster_project.lib.warehouse refresh <served warehouse path> <lock fd>", file=sys.stderr)
+    print("usage: python -m dagster_project.lib.warehouse.working_copy refresh <served warehouse path> <lock fd>", file=sys.stderr)
     return 2
 
 
