@@ -85,7 +85,7 @@ class TimedConnection:
 
 def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
     from dagster_project.lib import ingest, ingest_batch, transcode
-    from dagster_project.lib.warehouse import working_copy as wh
+    from dagster_project.lib.warehouse import database as db
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
 
@@ -108,7 +108,7 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: b
     work.mkdir(parents=True)
     db = work / "ingest_probe.duckdb"
     con = duckdb.connect(str(db))
-    con.execute(wh.RAW_DDL)
+    con.execute(db.RAW_DDL)
     files = ingest.discover(landing)
     only = [f.rel for f in files[:limit_files]] if limit_files else None
     timed_con = TimedConnection(con)

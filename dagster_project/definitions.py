@@ -10,7 +10,10 @@ from dagster_project.defs.ingest.assets import raw_customs_extracts
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.schedules import monthly_after_gacc_release
 from dagster_project.defs.sensors import build_months_after_ingest, landing_files_sensor
-from dagster_project.defs.serving.assets import analyst_report, dbt_docs_site, parquet_exports, served_warehouse
+from dagster_project.defs.serving.docs import dbt_docs_site
+from dagster_project.defs.serving.exports import parquet_exports
+from dagster_project.defs.serving.report import analyst_report
+from dagster_project.defs.serving.warehouse import served_warehouse
 from dagster_project.lib.settings import dbt_executable, export_to_environ
 
 export_to_environ()

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.warehouse import database as db
 from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import PROJECT_ROOT
@@ -68,7 +69,7 @@ def test_project_ingest_and_baseline_agree(tmp_path):
     g = _generate(landing)
 
     con = duckdb.connect(str(tmp_path / "ingest.duckdb"))
-    con.execute(wh.RAW_DDL)
+    con.execute(db.RAW_DDL)
     report = ingest_landing(con, landing, tmp_path / "staging", today=dt.date(2026, 1, 15))
     assert not report.rejected, report.rejected[:1]
     assert report.rows_loaded == g.rows

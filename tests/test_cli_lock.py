@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project import cli
-from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import DUCKDB_POOL
 from dagster_project.lib.warehouse.build_lock import BuildLock, BuildLockTimeout
 from dagster_project.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 
@@ -66,7 +66,7 @@ KILLED_BUILD = textwrap.dedent(
     from pathlib import Path
     from dagster import DagsterInstance, job, op
     from dagster_project.cli import PID_TAG, dagster_home
-    from dagster_project.defs.pools import DUCKDB_POOL
+    from dagster_project.defs.resources import DUCKDB_POOL
     from dagster_project.lib.warehouse.build_lock import BuildLock
 
     tag_pid, marker = sys.argv[1], Path(sys.argv[2])

@@ -50,8 +50,9 @@ def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace
 
 
 def test_every_connection_of_the_dagster_process_has_the_limit(tmp_path):
-    """Publishing, the Parquet export and the report open DuckDB through wh.open_db: DuckDB's own
+    """Publishing, the Parquet export and the report open DuckDB through db.open_db: DuckDB's own
     default (80% of RAM) let a national-size export peak at 13 GB beside a 1 GB setting."""
+    from dagster_project.lib.warehouse import database as db
     from dagster_project.lib.warehouse import working_copy as wh
     from dagster_project.lib.settings import Settings
 
@@ -61,7 +62,7 @@ def test_every_connection_of_the_dagster_process_has_the_limit(tmp_path):
         expected = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
     wh.publish(settings)
-    for con in (wh.open_db(settings.warehouse_path, read_only=True), wh.open_db()):
+    for con in (db.open_db(settings.warehouse_path, read_only=True), db.open_db()):
         try:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected != default
         finally:

@@ -4,10 +4,14 @@ from typing import Iterator
 
 import duckdb
 from dagster import ConfigurableResource, InitResourceContext
-from dagster_duckdb import DuckDBResource
 
 from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.warehouse.database import open_db
 from dagster_project.lib.settings import Settings, export_to_environ
+
+# Every step that opens the DuckDB working copy for writing runs in this pool; dagster.yaml
+# limits it to one at a time (DuckDB allows one writing process per file).
+DUCKDB_POOL = "duckdb_warehouse"
 
 # Imported by a step that runs late in the build, and slow to import (seconds): a run that will
 # need them imports them in a background thread from its start, while this process mostly waits
@@ -71,6 +75,6 @@ class WarehouseResource(ConfigurableResource):
         with wh.connect_working(settings) as con:
             yield con
 
-    def reader(self) -> DuckDBResource:
-        """dagster-duckdb's resource on the working copy, for read queries in checks."""
-        return DuckDBResource(database=str(self.settings().working_path), connection_config={"access_mode": "READ_ONLY"})
+    def served_reader(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the served file, as BI tools open it (the caller closes it)."""
+        return open_db(self.settings().warehouse_path, read_only=True)

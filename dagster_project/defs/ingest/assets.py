@@ -4,7 +4,7 @@ from dagster_project.lib.transform.months_to_build import month_ranges, months_p
 from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.text_tables import markdown_table
 from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, planned_ranges
-from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import DUCKDB_POOL
 from dagster_project.defs.resources import WarehouseResource
 
 RAW_ROWS = AssetSpec(

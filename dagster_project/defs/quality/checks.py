@@ -16,7 +16,7 @@ from dagster_project.lib.transform.months_to_build import scope_to_verify, verif
 from dagster_project.lib.quality.checks import CHECKS, ERROR, CheckOutcome, run_checks
 from dagster_project.lib.serving.run_report import current_rejections
 from dagster_project.lib.text_tables import markdown_table
-from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import DUCKDB_POOL
 from dagster_project.defs.resources import WarehouseResource
 
 SPECS = [

@@ -43,7 +43,7 @@ from dagster_project.lib.transform.months_to_build import (
 )
 from dagster_project.lib.settings import DBT_PROJECT_DIR, VENV_BIN, Settings, dbt_executable, dbt_target_dir
 from dagster_project.defs.partitions import CUSTOMS_MONTH, months_of_range
-from dagster_project.defs.pools import DUCKDB_POOL
+from dagster_project.defs.resources import DUCKDB_POOL
 from dagster_project.defs.resources import WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from dagster_project.lib.text_tables import markdown_table, text_table
-from dagster_project.lib.warehouse.working_copy import table_exists
+from dagster_project.lib.warehouse.database import table_exists
 
 HEADLINE_HS8 = "85051110"
 

@@ -7,7 +7,7 @@ import duckdb
 from dagster_project.lib.serving.headline import headline_rows, headline_text
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.ingest.transcode import sha256_of
-from dagster_project.lib.warehouse.working_copy import open_db, table_exists
+from dagster_project.lib.warehouse.database import open_db, table_exists
 
 
 def _open_latest(settings: Settings) -> duckdb.DuckDBPyConnection | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib.quality.checks import Scope
-from dagster_project.lib.warehouse.working_copy import table_exists
+from dagster_project.lib.warehouse.database import table_exists
 from dagster_project.lib.quality.checks import month_label as month_ranges  # noqa: F401 - '2023-11..2024-01, 2025-06'
 
 HISTORY_TABLE = ("intermediate", "int_customs_facts_history")

@@ -37,108 +37,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from dagster_project.lib.files import fsync_dir
 from dagster_project.lib.warehouse.build_lock import BuildLock
-from dagster_project.lib.settings import DUCKDB_MEMORY_LIMIT, PROJECT_ROOT, STORAGE_VERSION, Settings
+from dagster_project.lib.warehouse.database import RAW_DDL, create_raw_tables, open_db, sql_str
+from dagster_project.lib.settings import PROJECT_ROOT, STORAGE_VERSION, Settings
 
-if TYPE_CHECKING:  # imported where a connection is opened: the background copy (`refresh`) needs no DuckDB
+if TYPE_CHECKING:
     import duckdb
-
-RAW_DDL = """
-CREATE SCHEMA IF NOT EXISTS raw;
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE SEQUENCE IF NOT EXISTS raw.load_seq START 1;
-CREATE TABLE IF NOT EXISTS raw.customs_loads (
-    load_id           VARCHAR PRIMARY KEY,
-    load_seq          BIGINT NOT NULL,
-    file_path         VARCHAR NOT NULL,   -- relative to the landing directory
-    file_sha256       VARCHAR NOT NULL,
-    file_size_bytes   BIGINT NOT NULL,
-    flow              VARCHAR NOT NULL,   -- exports | imports (the landing sub-folder)
-    encoding          VARCHAR NOT NULL,
-    header_language   VARCHAR NOT NULL,
-    currency          VARCHAR NOT NULL,   -- USD | CNY
-    dimensions        VARCHAR NOT NULL,   -- e.g. 'hs8,partner' or 'hs8,partner,regime'
-    period_source     VARCHAR NOT NULL,   -- column | file name
-    period_start      DATE NOT NULL,
-    period_end        DATE NOT NULL,
-    row_count         BIGINT NOT NULL,
-    unit_conversions  VARCHAR,
-    warnings          VARCHAR,
-    dagster_run_id    VARCHAR,
-    loaded_at         TIMESTAMP NOT NULL
-);
-CREATE TABLE IF NOT EXISTS raw.customs_rows (
-    load_id             VARCHAR NOT NULL,
-    source_file         VARCHAR NOT NULL,
-    file_sha256         VARCHAR NOT NULL,
-    loaded_at           TIMESTAMP NOT NULL,
-    row_number          BIGINT NOT NULL,      -- data row in the file (line = row_number + 1)
-    flow                VARCHAR NOT NULL,
-    currency            VARCHAR NOT NULL,
-    period_start        DATE NOT NULL,
-    period_end          DATE NOT NULL,
-    is_cumulative       BOOLEAN NOT NULL,
-    hs8                 VARCHAR NOT NULL,
-    commodity_name      VARCHAR,
-    partner_code        VARCHAR NOT NULL,
-    partner_name        VARCHAR,
-    regime_code         VARCHAR,
-    regime_name         VARCHAR,
-    province_code       VARCHAR,
-    province_name       VARCHAR,
-    quantity            DECIMAL(38, 4),       -- as written, in `unit`
-    unit                VARCHAR,              -- as written
-    unit_code           VARCHAR,              -- GACC unit code of `unit`
-    declared_unit_code  VARCHAR,              -- the commodity's first unit
-    unit_factor         DECIMAL(38, 6),       -- quantity * unit_factor = quantity in the declared unit
-    quantity2           DECIMAL(38, 4),
-    unit2               VARCHAR,
-    value               DECIMAL(38, 4)        -- in `currency`
-);
--- Each landing file's SHA-256 and the file status it was computed for: a build reads again
--- only the files that changed since (lib/ingest.py, _LandingHashes).
-CREATE TABLE IF NOT EXISTS raw.landing_file_hashes (
-    file_path     VARCHAR NOT NULL,   -- relative to the landing directory
-    size_bytes    BIGINT NOT NULL,
-    mtime_ns      BIGINT NOT NULL,
-    ctime_ns      BIGINT NOT NULL,
-    inode         BIGINT NOT NULL,
-    file_sha256   VARCHAR NOT NULL,
-    hashed_at     TIMESTAMP NOT NULL
-);
--- Loads the marts were successfully built from: the watermark of incremental dbt builds.
-CREATE TABLE IF NOT EXISTS raw.customs_loads_built (
-    load_id        VARCHAR PRIMARY KEY,
-    built_at       TIMESTAMP NOT NULL,
-    dagster_run_id VARCHAR
-);
-CREATE TABLE IF NOT EXISTS audit.rejected_files (
-    file_path    VARCHAR NOT NULL,
-    file_sha256  VARCHAR,
-    reason       VARCHAR NOT NULL,
-    rejected_at  TIMESTAMP NOT NULL,
-    dagster_run_id VARCHAR
-);
--- Row count and hash sum per month of the large marts: dbt hooks record the months an incremental
--- build writes (dbt/macros/month_fingerprints.sql); the Parquet export reads them.
-CREATE TABLE IF NOT EXISTS audit.mart_month_fingerprints (
-    table_name    VARCHAR NOT NULL,
-    month         DATE NOT NULL,
-    row_count     BIGINT NOT NULL,
-    row_hash_sum  HUGEINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit.check_results (
-    run_id      VARCHAR NOT NULL,
-    check_name  VARCHAR NOT NULL,
-    asset_key   VARCHAR NOT NULL,
-    severity    VARCHAR NOT NULL,
-    passed      BOOLEAN NOT NULL,
-    observed    VARCHAR,
-    checked_at  TIMESTAMP NOT NULL,
-    description VARCHAR,
-    failing_sample VARCHAR
-);
-"""
 
 AUDIT_TABLES = ("audit.rejected_files", "audit.check_results")
 
@@ -161,7 +66,7 @@ def _create_empty(path: Path) -> None:
     _discard_wal(path)
     con = open_db()
     try:
-        con.execute(f"ATTACH '{_sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH '{sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("USE fresh")
         con.execute(RAW_DDL)
         con.execute("USE memory")
@@ -170,29 +75,11 @@ def _create_empty(path: Path) -> None:
         con.close()
 
 
-def _sql_str(path: Path | str) -> str:
-    return str(path).replace("'", "''")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (a power cut after os.replace keeps the new name)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported here (e.g. Windows): the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _replace(tmp: Path, dst: Path) -> None:
     """Put `tmp` in place of `dst` in one atomic rename, without `dst`'s old WAL."""
     _discard_wal(dst)
     os.replace(tmp, dst)
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -241,7 +128,7 @@ def ensure_working_copy(settings: Settings) -> Path:
         if not _copy_served_if_missing(settings) and not work.exists():
             _create_empty(work)
         with connect_working(settings, ensure=False) as con:
-            con.execute(RAW_DDL)
+            create_raw_tables(con)
     finally:
         lock.release()
     return work
@@ -292,26 +179,6 @@ def _start_background_refresh(settings: Settings, lock: BuildLock) -> int:
     ).pid
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """A base table `schema.table` in the connection's databases (views do not count)."""
-    return bool(con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
-    ).fetchone()[0])
-
-
-def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection under CUSTOMS_DUCKDB_MEMORY_LIMIT (None: in memory).
-
-    Every connection of the Dagster process goes through here: DuckDB's default is 80% of the
-    machine's RAM per connection, which a national-size export or checkpoint would take.
-    """
-    import duckdb
-
-    return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
-                          config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-
-
-@contextmanager
 def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     if ensure and not settings.working_path.exists():
         ensure_working_copy(settings)
@@ -370,7 +237,7 @@ def publish_audit_only(settings: Settings) -> None:
     con = open_db(tmp)
     try:
         con.execute(RAW_DDL)
-        con.execute(f"ATTACH '{_sql_str(settings.working_path)}' AS work (READ_ONLY)")
+        con.execute(f"ATTACH '{sql_str(settings.working_path)}' AS work (READ_ONLY)")
         for table in AUDIT_TABLES:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM work.{table}")
         con.execute("DETACH work")

@@ -1,0 +1,147 @@
+"""The DuckDB side of the warehouse: connections, and the tables Python owns (raw.*, audit.*).
+
+dbt owns every other schema (staging, intermediate, marts, reference); the ingest writes raw.*,
+the quality gate and the ingest write audit.*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dagster_project.lib.settings import DUCKDB_MEMORY_LIMIT
+
+if TYPE_CHECKING:  # imported where a connection is opened: the background copy (`refresh`) needs no DuckDB
+    import duckdb
+
+RAW_DDL = """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE SEQUENCE IF NOT EXISTS raw.load_seq START 1;
+CREATE TABLE IF NOT EXISTS raw.customs_loads (
+    load_id           VARCHAR PRIMARY KEY,
+    load_seq          BIGINT NOT NULL,
+    file_path         VARCHAR NOT NULL,   -- relative to the landing directory
+    file_sha256       VARCHAR NOT NULL,
+    file_size_bytes   BIGINT NOT NULL,
+    flow              VARCHAR NOT NULL,   -- exports | imports (the landing sub-folder)
+    encoding          VARCHAR NOT NULL,
+    header_language   VARCHAR NOT NULL,
+    currency          VARCHAR NOT NULL,   -- USD | CNY
+    dimensions        VARCHAR NOT NULL,   -- e.g. 'hs8,partner' or 'hs8,partner,regime'
+    period_source     VARCHAR NOT NULL,   -- column | file name
+    period_start      DATE NOT NULL,
+    period_end        DATE NOT NULL,
+    row_count         BIGINT NOT NULL,
+    unit_conversions  VARCHAR,
+    warnings          VARCHAR,
+    dagster_run_id    VARCHAR,
+    loaded_at         TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.customs_rows (
+    load_id             VARCHAR NOT NULL,
+    source_file         VARCHAR NOT NULL,
+    file_sha256         VARCHAR NOT NULL,
+    loaded_at           TIMESTAMP NOT NULL,
+    row_number          BIGINT NOT NULL,      -- data row in the file (line = row_number + 1)
+    flow                VARCHAR NOT NULL,
+    currency            VARCHAR NOT NULL,
+    period_start        DATE NOT NULL,
+    period_end          DATE NOT NULL,
+    is_cumulative       BOOLEAN NOT NULL,
+    hs8                 VARCHAR NOT NULL,
+    commodity_name      VARCHAR,
+    partner_code        VARCHAR NOT NULL,
+    partner_name        VARCHAR,
+    regime_code         VARCHAR,
+    regime_name         VARCHAR,
+    province_code       VARCHAR,
+    province_name       VARCHAR,
+    quantity            DECIMAL(38, 4),       -- as written, in `unit`
+    unit                VARCHAR,              -- as written
+    unit_code           VARCHAR,              -- GACC unit code of `unit`
+    declared_unit_code  VARCHAR,              -- the commodity's first unit
+    unit_factor         DECIMAL(38, 6),       -- quantity * unit_factor = quantity in the declared unit
+    quantity2           DECIMAL(38, 4),
+    unit2               VARCHAR,
+    value               DECIMAL(38, 4)        -- in `currency`
+);
+-- Each landing file's SHA-256 and the file status it was computed for: a build reads again
+-- only the files that changed since (lib/ingest.py, _LandingHashes).
+CREATE TABLE IF NOT EXISTS raw.landing_file_hashes (
+    file_path     VARCHAR NOT NULL,   -- relative to the landing directory
+    size_bytes    BIGINT NOT NULL,
+    mtime_ns      BIGINT NOT NULL,
+    ctime_ns      BIGINT NOT NULL,
+    inode         BIGINT NOT NULL,
+    file_sha256   VARCHAR NOT NULL,
+    hashed_at     TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.rejected_files (
+    file_path    VARCHAR NOT NULL,
+    file_sha256  VARCHAR,
+    reason       VARCHAR NOT NULL,
+    rejected_at  TIMESTAMP NOT NULL,
+    dagster_run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS audit.check_results (
+    run_id      VARCHAR NOT NULL,
+    check_name  VARCHAR NOT NULL,
+    asset_key   VARCHAR NOT NULL,
+    severity    VARCHAR NOT NULL,
+    passed      BOOLEAN NOT NULL,
+    observed    VARCHAR,
+    checked_at  TIMESTAMP NOT NULL,
+    description VARCHAR,
+    failing_sample VARCHAR
+);
+-- The months each load holds rows for (the file -> months mapping, written by the ingest):
+-- with Dagster's record of which month partitions were built when, it says which months the
+-- next build must rebuild (dagster_project/defs/partitions.py).
+CREATE TABLE IF NOT EXISTS raw.customs_load_months (
+    load_id  VARCHAR NOT NULL,
+    month    DATE NOT NULL,      -- a period_start of the load's rows
+    PRIMARY KEY (load_id, month)
+);
+"""
+
+# Bookkeeping tables of earlier versions, whose facts Dagster's partitions now record.
+RETIRED_TABLES = (
+    "raw.customs_loads_built", "raw.customs_load_months_built", "raw.months_to_verify",
+    "raw.dbt_static_build", "audit.mart_month_fingerprints",
+)
+
+
+def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection under CUSTOMS_DUCKDB_MEMORY_LIMIT (None: in memory).
+
+    Every connection of the Dagster process goes through here: DuckDB's default is 80% of the
+    machine's RAM per connection, which a national-size export or checkpoint would take.
+    """
+    import duckdb
+
+    return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
+                          config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """A base table `schema.table` in the connection's databases (views do not count)."""
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
+    ).fetchone()[0])
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing of raw.* and audit.*; fill the load -> months mapping of loads
+    made before it existed (once: a scan of every raw row)."""
+    had_months = table_exists(con, "raw", "customs_load_months")
+    con.execute(RAW_DDL)
+    if not had_months:
+        con.execute("INSERT INTO raw.customs_load_months SELECT DISTINCT load_id, period_start FROM raw.customs_rows")
+    for table in RETIRED_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def sql_str(path: Path | str) -> str:
+    """A path inside a SQL string literal."""
+    return str(path).replace("'", "''")
