@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, AssetSelection, PartitionKeyRange, define_asset_job
 
-from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, range_tags
+from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, _legacy_range_tags as range_tags
 
 # Everything, in dependency order: ingest -> dbt build (with tests) -> quality gate -> publish.
 build_warehouse_job = define_asset_job(

@@ -1,72 +1,120 @@
-"""Month partitions of the incremental dbt models (customs_month), and the runs that build them.
+"""Month partitions (customs_month), and what Dagster's record of them says is built.
 
-A partition is a statistics month: the months the ingest accepts (lib/ingest.py: 1990-01 up to
-the last month that is over), so the last partition is the month before the current one.
+A partition is a statistics month, 1990-01 up to the month before the current one. Dagster's
+materialisations of the month partitions are the one record of which months are built and
+when: the next build's months, the quality gate's months, the Parquet years to rewrite and
+whether the charts are redrawn are all read from it (with the public `DagsterInstance` API).
+The data says which months each load holds (raw.customs_load_months).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable, Mapping
 
-from dagster import MonthlyPartitionsDefinition, PartitionKeyRange
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MonthlyPartitionsDefinition, PartitionKeyRange
+
+from dagster_project.lib.months import key_month, month_key, months_between
 
 CUSTOMS_MONTH = MonthlyPartitionsDefinition(start_date="1990-01", fmt="%Y-%m", end_offset=0)
-CUSTOMS_MONTH_NAME = "customs_month"  # the name the partitions show under (tags, docs)
 
+# The tags a single-run backfill of a range of partitions carries (and the CLI's runs).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+RECORDS_PAGE = 1000
 
 
-def month_key(month: dt.date) -> str:
-    return month.strftime("%Y-%m")
+def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    """The tags that make a run build the months `first`..`last`."""
+    return {RANGE_START_TAG: month_key(first), RANGE_END_TAG: month_key(last)}
 
 
-def key_month(key: str) -> dt.date:
-    return dt.datetime.strptime(key, "%Y-%m").date()
+def key_range(first: dt.date, last: dt.date) -> PartitionKeyRange:
+    return PartitionKeyRange(month_key(first), month_key(last))
+
+
+def run_months(tags: Mapping[str, str]) -> list[dt.date] | None:
+    """The months of a run's partition range (from its tags); None for a run without partitions."""
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return months_between(key_month(tags[RANGE_START_TAG]), key_month(tags[RANGE_END_TAG]))
+    if PARTITION_TAG in tags:
+        return [key_month(tags[PARTITION_TAG])]
+    return None
+
+
+def last_materialized_at(instance: DagsterInstance, asset_key: AssetKey) -> float | None:
+    """When `asset_key` was last materialised (any partition), as a Unix time; None if never."""
+    event = instance.get_latest_materialization_event(asset_key)
+    return event.timestamp if event else None
+
+
+def materialized_months(
+    instance: DagsterInstance, asset_key: AssetKey, after: float | None = None
+) -> dict[dt.date, float]:
+    """Each month partition of `asset_key` materialised after `after` (None: ever), with the
+    time of its latest materialisation."""
+    out: dict[dt.date, float] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=asset_key, after_timestamp=after), limit=RECORDS_PAGE, cursor=cursor
+        )
+        for record in result.records:  # newest first: the first seen of a month is its latest
+            if record.partition_key:
+                out.setdefault(key_month(record.partition_key), record.timestamp)
+        if not result.has_more:
+            return out
+        cursor = result.cursor
+
+
+def months_built_at(instance: DagsterInstance, asset_keys: Iterable[AssetKey]) -> dict[dt.date, float]:
+    """The months built by every one of `asset_keys`, each with the time the earliest of them
+    was last built: a month is as new as its least recently built table."""
+    built: dict[dt.date, float] | None = None
+    for key in asset_keys:
+        months = materialized_months(instance, key)
+        built = months if built is None else {m: min(t, months[m]) for m, t in built.items() if m in months}
+    return built or {}
+
+
+def months_materialized_since(
+    instance: DagsterInstance, asset_keys: Iterable[AssetKey], since_asset: AssetKey
+) -> list[dt.date] | None:
+    """The months any of `asset_keys` materialised since `since_asset` was last materialised:
+    what changed since a step that reads them last ran. None when that step never ran (it has
+    everything to do)."""
+    since = last_materialized_at(instance, since_asset)
+    if since is None:
+        return None
+    months: set[dt.date] = set()
+    for key in asset_keys:
+        months.update(materialized_months(instance, key, after=since))
+    return sorted(months)
+
+
+# --- TEMPORARY: the planning of the build before Dagster's record; replaced in the transform change.
+MONTHS_TO_BUILD_METADATA = "months_to_build"
 
 
 def months_of_range(start: str, end: str) -> list[dt.date]:
-    """Every month from `start` to `end` (partition keys, inclusive)."""
-    first, last = key_month(start), key_month(end)
-    out, index = [], first.year * 12 + first.month - 1
-    while True:
-        month = dt.date(index // 12, index % 12 + 1, 1)
-        if month > last:
-            return out
-        out.append(month)
-        index += 1
+    return months_between(key_month(start), key_month(end))
 
 
 def contiguous_ranges(months: list[dt.date]) -> list[PartitionKeyRange]:
-    """['2025-03', '2025-04', '2025-06'] -> [2025-03..2025-04, 2025-06..2025-06]."""
-    ranges: list[PartitionKeyRange] = []
-    start = prev = None
-    for month in sorted(set(months)):
-        index = month.year * 12 + month.month
-        if prev is not None and index == prev[1] + 1:
-            prev = (month, index)
-            continue
-        if start is not None:
-            ranges.append(PartitionKeyRange(month_key(start), month_key(prev[0])))
-        start, prev = month, (month, index)
-    if start is not None:
-        ranges.append(PartitionKeyRange(month_key(start), month_key(prev[0])))
-    return ranges
+    from dagster_project.lib.months import contiguous_runs
 
-
-def range_tags(key_range: PartitionKeyRange) -> dict[str, str]:
-    """The tags that make a run build a range of partitions (what a single-run backfill sets)."""
-    return {RANGE_START_TAG: key_range.start, RANGE_END_TAG: key_range.end}
+    return [key_range(a, b) for a, b in contiguous_runs(months)]
 
 
 def planned_ranges(months: list[dt.date], first_build: bool) -> list[PartitionKeyRange]:
-    """The runs an automatic build makes after an ingest: one per contiguous range of the months
-    to rebuild; the first build of a warehouse is one run from its first month to its last."""
     if not months:
         return []
     if first_build:
-        return [PartitionKeyRange(month_key(min(months)), month_key(max(months)))]
+        return [key_range(min(months), max(months))]
     return contiguous_ranges(months)
 
 
-MONTHS_TO_BUILD_METADATA = "months_to_build"  # on raw/customs_loads: [[start, end], ...] partition key ranges
+def _legacy_range_tags(key_range: PartitionKeyRange) -> dict[str, str]:
+    return {RANGE_START_TAG: key_range.start, RANGE_END_TAG: key_range.end}

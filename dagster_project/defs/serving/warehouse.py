@@ -24,14 +24,7 @@ MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"),
     ),
 )
 def served_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    from dagster_project.lib.serving.parquet_export import record_missing_month_fingerprints
-
     settings = warehouse.settings()
-    with wh.connect_working(settings) as con:
-        fingerprinted = record_missing_month_fingerprints(con)
-    if any(fingerprinted.values()):
-        context.log.info("months hashed for the Parquet export's record (a build of every month): "
-                         + ", ".join(f"{t} {n}" for t, n in fingerprinted.items()))
     path = wh.publish(settings)
     con = open_db(path, read_only=True)
     try:

@@ -179,6 +179,7 @@ def _start_background_refresh(settings: Settings, lock: BuildLock) -> int:
     ).pid
 
 
+@contextmanager
 def connect_working(settings: Settings, ensure: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     if ensure and not settings.working_path.exists():
         ensure_working_copy(settings)

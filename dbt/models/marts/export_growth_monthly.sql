@@ -2,9 +2,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='month',
-    on_schema_change='fail',
-    pre_hook="{{ forget_month_fingerprints() }}",
-    post_hook="{{ record_month_fingerprints('growth_months') }}"
+    on_schema_change='fail'
 ) }}
 -- unique_key is one column, not a list: dbt-duckdb then deletes the months rebuilt with IN (a
 -- semi-join) rather than DELETE ... USING, a join that pairs every old row of a month with every new one.
