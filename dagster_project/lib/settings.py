@@ -71,6 +71,14 @@ class Settings:
         """Scratch space for transcoded extracts (never the landing directory)."""
         return self.warehouse_path.with_name(self.warehouse_path.name + ".tmp")
 
+    def dbt_target(self, name: str) -> Path:
+        """dbt's target folder for one kind of dbt invocation on this warehouse (`<warehouse>.dbt/<name>`).
+
+        One folder per kind, overwritten by each invocation: its size stays that of one run
+        (dbt's own `--target-path`), and dbt's partial-parse state in it is this warehouse's.
+        """
+        return self.warehouse_path.with_name(self.warehouse_path.name + ".dbt") / name
+
     @property
     def outputs_dir(self) -> Path:
         """Docs, Parquet exports, charts and data docs live beside the served file."""
