@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from dagster_project.lib.warehouse.build_lock import BuildLock, BuildLockTimeout
-from dagster_project.lib.settings import PROJECT_ROOT, dbt_target_dir, export_to_environ
+from dagster_project.lib.warehouse.build_lock import CLI_PID_TAG as PID_TAG, BuildLock, BuildLockTimeout
+from dagster_project.lib.settings import PROJECT_ROOT, export_to_environ
 
 
 def dagster_home() -> Path:
@@ -33,28 +31,14 @@ def dagster_home() -> Path:
     return home
 
 
-POOLED_EVENT_LOG = {"module": "dagster_project.lib.event_log", "class": "PooledSqliteEventLogStorage"}
-
-
 def _instance():
-    """The $DAGSTER_HOME instance; its default SQLite event log keeps its connections open here.
-
-    A headless build writes its few hundred events from this one process: lib/event_log.py saves
-    a connect, checkpoint and close per event. A dagster.yaml that names its own storage is used as written.
-    """
-    import yaml
+    """The Dagster instance of $DAGSTER_HOME: the one `make dev`'s UI shows."""
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
-    home = dagster_home()
-    config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
-    if "storage" in config or "event_log_storage" in config:
-        return DagsterInstance.get()
-    overrides = {"event_log_storage": {**POOLED_EVENT_LOG, "config": {"base_dir": str(home / "history" / "runs")}}}
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+    dagster_home()
+    return DagsterInstance.get()
 
 
-PID_TAG = "customs/cli_pid"
 UNFINISHED = ("STARTED", "STARTING", "NOT_STARTED")
 
 
@@ -114,89 +98,6 @@ def release_dead_runs(instance, lock: BuildLock) -> list[ReleasedRun]:
     return released
 
 
-# --------------------------------------------------------------------------- dbt/target
-
-# dagster-dbt gives every dbt invocation its own target folder (DbtCliResource's
-# `_get_unique_target_path`): `<op name>-<run id[:7]>-<uuid[:7]>` when called with a context
-# (the `customs_dbt_models` build, ~5 MB: manifest, partial parse, compiled and run SQL,
-# run_results, dbt.log) and `<uuid[:7]>` without one (`dbt docs generate`, ~7 MB with the
-# catalog and static page). Nothing reads them once the asset that ran dbt has finished:
-# dagster_dbt reads its artifacts during the step, and serving/dbt_docs copies the docs out
-# into data/docs at once. They are never removed, hence this pruning.
-INVOCATION_DIR = re.compile(r"^(?:(?P<op>[A-Za-z0-9_]+)-[0-9a-f]{7}-)?[0-9a-f]{7}$")
-KEEP_DBT_INVOCATIONS = 3  # per kind (each op's folders, and the context-free ones)
-# A folder touched this recently may belong to a dbt that another build (another
-# DAGSTER_HOME: tests, benchmarks) is running right now: leave it.
-DBT_INVOCATION_GRACE_S = 3600.0
-
-
-def _activity(path: Path) -> tuple[float, int]:
-    """The latest mtime in the tree (dbt.log grows while dbt runs) and its size in bytes."""
-    latest, size = path.lstat().st_mtime, 0
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except FileNotFoundError:
-                continue
-            latest = max(latest, st.st_mtime)
-            if name in files:
-                size += st.st_size
-    return latest, size
-
-
-@dataclass
-class Pruned:
-    removed: list[Path] = field(default_factory=list)
-    bytes: int = 0
-    kept: int = 0
-
-
-def prune_dbt_target(
-    target_dir: Path | None = None,
-    keep: int = KEEP_DBT_INVOCATIONS,
-    grace_s: float = DBT_INVOCATION_GRACE_S,
-    now: float | None = None,
-) -> Pruned:
-    """Remove dagster-dbt's per-invocation folders from dbt/target but the newest `keep` of
-    each kind and any touched in the last `grace_s` seconds.
-
-    Only folders named as dagster-dbt names them are considered: manifest.json,
-    partial_parse.msgpack and everything else `dbt parse` and `make` put in the target folder
-    stay. Never raises for a folder that vanished or cannot be removed (another build's prune).
-    """
-    target_dir = Path(target_dir) if target_dir is not None else dbt_target_dir()
-    now = time.time() if now is None else now
-    result = Pruned()
-    groups: dict[str, list[tuple[float, int, Path]]] = {}
-    try:
-        entries = list(os.scandir(target_dir))
-    except FileNotFoundError:
-        return result
-    for entry in entries:
-        match = INVOCATION_DIR.match(entry.name)
-        if not match or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            latest, size = _activity(Path(entry.path))
-        except FileNotFoundError:
-            continue
-        groups.setdefault(match.group("op") or "", []).append((latest, size, Path(entry.path)))
-    for folders in groups.values():
-        folders.sort(key=lambda f: f[0], reverse=True)
-        for i, (latest, size, path) in enumerate(folders):
-            if i < keep or now - latest < grace_s:
-                result.kept += 1
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
-                result.removed.append(path)
-                result.bytes += size
-            else:
-                result.kept += 1
-    return result
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -221,8 +122,6 @@ def build(args: argparse.Namespace) -> int:
         from dagster_project.lib.serving.run_report import print_run_report
 
         from dagster_project.defs.jobs import build_in_process
-        from dagster_project.defs.partitions import months_of_range
-        from dagster_project.lib.transform.months_to_build import month_ranges
 
         job = defs.resolve_job_def("build_warehouse")
         with _instance() as instance:
@@ -232,16 +131,8 @@ def build(args: argparse.Namespace) -> int:
             result = build_in_process(
                 job, defs.resolve_asset_graph(), instance, files=args.files or None, tags={PID_TAG: str(os.getpid())}
             )
-            if result.ranges:
-                months = [m for r in result.ranges for m in months_of_range(r.start, r.end)]
-                print(f"months built: {month_ranges(months)} ({len(result.runs)} run(s): {', '.join(result.run_ids)})")
-        try:
-            pruned = prune_dbt_target()
-            if pruned.removed:
-                print(f"removed {len(pruned.removed)} old dbt invocation folder(s) ({pruned.bytes / 2**20:.0f} MB) "
-                      f"from {dbt_target_dir()}; kept {pruned.kept}")
-        except OSError as exc:  # housekeeping never fails a build
-            print(f"warning: could not prune {dbt_target_dir()}: {exc}", file=sys.stderr)
+            if result.plan.ranges:
+                print(f"months built: {result.plan.label()} ({len(result.runs)} run(s): {', '.join(result.run_ids)})")
     finally:
         lock.release()
     elapsed = time.perf_counter() - started

@@ -1,49 +1,127 @@
-"""The build_warehouse job, and how an automatic build runs it: ingest, then the months it touched.
+"""The build_warehouse job, and the runs an automatic build makes of it.
 
-The incremental dbt models are partitioned by month (customs_month). Dagster cannot materialise
-a partitioned asset in a run without a partition, and which months to rebuild is known only
-after the ingest (one download may hold many months, or a cumulative period). So an automatic
-build (the CLI, the landing sensor, the monthly schedule) is two steps: a run of the ingest
-assets, then, for each contiguous range of the months it left to build, one run of everything
-else for that partition range (the first build: one run from the first loaded month to the last).
-Without months to build, one run of the assets without partitions (dbt seeds, dims, views,
-cumulative figures; quality gate; publish) keeps `make run` with nothing new as it was.
+The monthly dbt models are partitioned by month (customs_month), and which months to rebuild
+is known only once the ingest has read the new files. So an automatic build (`make run`, the
+landing sensor, the monthly schedule) is an ingest run, then one run per contiguous range of
+the months it left to build: dbt, its tests, and (in the last run) the quality gate and the
+serving steps. Dagster's record of the month partitions says which months are built
+(defs/partitions.py); code versions say which dbt models changed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, AssetSelection, PartitionKeyRange, define_asset_job
+import duckdb
+from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
-from dagster_project.defs.partitions import MONTHS_TO_BUILD_METADATA, _legacy_range_tags as range_tags
+from dagster_project.defs.partitions import months_built_at, range_tags
+from dagster_project.defs.transform.dbt_assets import (
+    BUILT_FROM_THE_PROJECT,
+    MONTHLY_KEYS,
+    REBUILT_WITH_THE_LOADS,
+    customs_dbt_models,
+    customs_monthly_models,
+)
+from dagster_project.lib.months import contiguous_runs, key_month, month_key, month_label, months_between
+from dagster_project.lib.transform.months_to_build import latest_load_by_month, missing_relations, months_to_build
 
-# Everything, in dependency order: ingest -> dbt build (with tests) -> quality gate -> publish.
 build_warehouse_job = define_asset_job(
     "build_warehouse",
     selection=AssetSelection.all(),
     description=(
         "Load new extracts, build the dbt models, run the quality checks and publish the served file. "
         "The monthly models are partitioned by month: launch the ingest alone (raw assets), then a month "
-        "or a range of months; `python -m dagster_project.cli build` and the sensors do both."
+        "or a range of months; `make run` and the sensors do both."
     ),
 )
 
 INGEST_KEYS = [AssetKey(["raw", "customs_rows"]), AssetKey(["raw", "customs_loads"]), AssetKey(["audit", "rejected_files"])]
 RAW_LOADS_KEY = AssetKey(["raw", "customs_loads"])
+PLAN_METADATA = "build_plan"  # on raw/customs_loads: what the runs after this ingest build
 
 
-def ranges_from_metadata(metadata) -> list[PartitionKeyRange]:
-    value = metadata.get(MONTHS_TO_BUILD_METADATA)
-    pairs = getattr(value, "value", value) or []
-    return [PartitionKeyRange(start, end) for start, end in pairs]
+@dataclass(frozen=True)
+class BuildPlan:
+    """What the runs after an ingest build: ranges of months, and the unpartitioned dbt models
+    that must be rebuilt although no load changed them (new SQL, never built, relation missing)."""
+
+    ranges: tuple[tuple[dt.date, dt.date], ...] = ()
+    project_keys: frozenset[AssetKey] = frozenset()
+    every_month_because: str | None = None
+
+    def label(self) -> str:
+        months = month_label(m for a, b in self.ranges for m in months_between(a, b))
+        return months + (f" (every month: {self.every_month_because})" if self.every_month_because and self.ranges else "")
+
+    def to_metadata(self) -> dict:
+        return {
+            "ranges": [[month_key(a), month_key(b)] for a, b in self.ranges],
+            "project_models": sorted(k.to_user_string() for k in self.project_keys),
+            "every_month_because": self.every_month_because,
+        }
+
+    @classmethod
+    def from_metadata(cls, value: dict) -> BuildPlan:
+        return cls(
+            tuple((key_month(a), key_month(b)) for a, b in value.get("ranges", [])),
+            frozenset(AssetKey.from_user_string(k) for k in value.get("project_models", [])),
+            value.get("every_month_because"),
+        )
 
 
-def build_selections(asset_graph) -> tuple[list[AssetKey], list[AssetKey]]:
-    """(every asset but the ingest, those of them without partitions)."""
-    rest = [k for k in asset_graph.materializable_asset_keys if k not in INGEST_KEYS]
-    unpartitioned = [k for k in rest if asset_graph.get(k).partitions_def is None]
-    return sorted(rest, key=lambda k: k.path), sorted(unpartitioned, key=lambda k: k.path)
+def _relation(key: AssetKey) -> tuple[str, str]:
+    return (key.path[0], key.path[-1])
+
+
+def _code_versions(instance: DagsterInstance, assets_def, keys) -> tuple[set[AssetKey], set[AssetKey]]:
+    """(the keys whose code changed since their last materialisation, the keys never materialised)."""
+    current = assets_def.code_versions_by_key
+    last = instance.get_latest_materialization_code_versions(list(keys))
+    return {k for k in keys if last.get(k) not in (None, current.get(k))}, {k for k in keys if last.get(k) is None}
+
+
+def _upstream_of_monthly() -> set[AssetKey]:
+    """The unpartitioned dbt models the monthly ones read (dims, staging, seeds), at any depth."""
+    deps = {**customs_dbt_models.asset_deps, **customs_monthly_models.asset_deps}
+    seen: set[AssetKey] = set()
+    todo = [d for k in MONTHLY_KEYS for d in deps[k]]
+    while todo:
+        key = todo.pop()
+        if key not in seen:
+            seen.add(key)
+            todo.extend(deps.get(key, ()))
+    return seen & BUILT_FROM_THE_PROJECT
+
+
+UPSTREAM_OF_MONTHLY = _upstream_of_monthly()
+
+
+def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> BuildPlan:
+    """The months (and project models) the next runs must build, from Dagster's record and the loads."""
+    latest = latest_load_by_month(con)
+    built = months_built_at(instance, MONTHLY_KEYS)
+    stale, never = _code_versions(instance, customs_dbt_models, BUILT_FROM_THE_PROJECT)
+    # a monthly model's SQL, or that of a model it reads (a dim, a seed), changed since it was built
+    changed, _ = _code_versions(instance, customs_monthly_models, MONTHLY_KEYS)
+    changed |= stale & UPSTREAM_OF_MONTHLY
+    missing = missing_relations(con, [_relation(k) for k in MONTHLY_KEYS])
+    if not built:
+        because = "first build"
+    elif changed:
+        because = f"the SQL of {', '.join(sorted(k.to_user_string() for k in changed))} changed"
+    elif missing:
+        because = f"{', '.join(f'{s}.{t}' for s, t in sorted(missing))} not built yet"
+    else:
+        because = None
+    # Every month is one range, first to last, whose dbt run creates the tables anew.
+    months = sorted(latest) if because else months_to_build(latest, built)
+    ranges = ((months[0], months[-1]),) if because and months else tuple(contiguous_runs(months))
+
+    absent = set(missing_relations(con, [_relation(k) for k in BUILT_FROM_THE_PROJECT]))
+    absent_keys = {k for k in BUILT_FROM_THE_PROJECT if _relation(k) in absent}
+    return BuildPlan(ranges, frozenset(stale | never | absent_keys), because if months else None)
 
 
 @dataclass(frozen=True)
@@ -55,32 +133,33 @@ class Step:
     tags: dict
 
 
-def plan(asset_graph, ranges: list[PartitionKeyRange]) -> list[Step]:
-    """The runs after the ingest. Every range but the last builds the dbt models (and their dbt
-    tests) only; the last also runs the quality gate (all of it, the checks on the raw assets
-    too, once every month is built: its reconciliations compare raw rows with the facts) and
-    publishes. Without months to build: one run without partitions of what has none."""
+def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
+    """The runs after the ingest. Each range's run builds its months; the first also the project
+    models the plan names; the last also the tables rebuilt with the loads, the quality gate and
+    the serving steps. Without months, one run of the project models, the gate and serving."""
     from dagster_project.defs.quality.checks import quality_gate
-    from dagster_project.defs.transform.dbt_assets import customs_dbt_models
 
-    rest, unpartitioned = build_selections(asset_graph)
     gate = set(quality_gate.check_keys)
-    dbt_keys = set(customs_dbt_models.keys)
+    dbt_keys = MONTHLY_KEYS | frozenset(customs_dbt_models.keys)
+    after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in dbt_keys and k not in INGEST_KEYS}
 
     def checks_of(assets) -> frozenset:
-        return frozenset(k for k in asset_graph.asset_check_keys if k.asset_key in assets and k not in gate) | gate
+        return frozenset(k for k in asset_graph.asset_check_keys if k.asset_key in assets and k not in gate)
 
-    if not ranges:
-        return [Step(frozenset(unpartitioned), checks_of(set(unpartitioned)), {})]
+    runs = list(plan.ranges) or [None]
     steps = []
-    for i, key_range in enumerate(ranges):
-        if i < len(ranges) - 1:
-            assets = frozenset(dbt_keys)
-            checks = checks_of(dbt_keys) - gate
-        else:
-            assets = frozenset(rest)
-            checks = checks_of(set(rest))
-        steps.append(Step(assets, checks, range_tags(key_range)))
+    for i, key_range in enumerate(runs):
+        assets = set(plan.project_keys) if i == 0 else set()
+        if key_range is not None:
+            assets |= MONTHLY_KEYS
+        checks = checks_of(assets)
+        if i == len(runs) - 1:
+            if key_range is not None:
+                assets |= REBUILT_WITH_THE_LOADS
+            assets |= after_dbt
+            checks = checks_of(assets) | gate
+        tags = range_tags(*key_range) if key_range is not None else {}
+        steps.append(Step(frozenset(assets), frozenset(checks), tags))
     return steps
 
 
@@ -89,7 +168,7 @@ class BuildRuns:
     """The runs of one automatic build; reads like the result of a single run (the last one)."""
 
     runs: list = field(default_factory=list)
-    ranges: list[PartitionKeyRange] = field(default_factory=list)
+    plan: BuildPlan = field(default_factory=BuildPlan)
 
     @property
     def success(self) -> bool:
@@ -111,8 +190,13 @@ class BuildRuns:
         return [e for r in self.runs for e in r.get_asset_materialization_events()]
 
 
+def plan_from_ingest(materialization_metadata) -> BuildPlan:
+    value = materialization_metadata.get(PLAN_METADATA)
+    return BuildPlan.from_metadata(getattr(value, "value", value) or {})
+
+
 def build_in_process(job, asset_graph, instance, files: list[str] | None = None, tags: dict | None = None) -> BuildRuns:
-    """Ingest, then the runs `plan` makes of the months it left to build; stops at the first run that fails."""
+    """Ingest, then the runs `steps_of` makes of its plan; stops at the first run that fails."""
     tags = dict(tags or {})
     run_config = {"ops": {"raw_customs_extracts": {"config": {"files": files}}}} if files else None
     ingest = job.get_subset(asset_selection=set(INGEST_KEYS), asset_check_selection=set()).execute_in_process(
@@ -122,8 +206,8 @@ def build_in_process(job, asset_graph, instance, files: list[str] | None = None,
     if not ingest.success:
         return out
     [loads] = [e for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_LOADS_KEY]
-    out.ranges = ranges_from_metadata(loads.materialization.metadata)
-    for step in plan(asset_graph, out.ranges):
+    out.plan = plan_from_ingest(loads.materialization.metadata)
+    for step in steps_of(out.plan, asset_graph):
         run = job.get_subset(asset_selection=set(step.assets), asset_check_selection=set(step.checks)).execute_in_process(
             instance=instance, raise_on_error=False, tags={**tags, **step.tags}
         )

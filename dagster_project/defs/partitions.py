@@ -93,28 +93,3 @@ def months_materialized_since(
         months.update(materialized_months(instance, key, after=since))
     return sorted(months)
 
-
-# --- TEMPORARY: the planning of the build before Dagster's record; replaced in the transform change.
-MONTHS_TO_BUILD_METADATA = "months_to_build"
-
-
-def months_of_range(start: str, end: str) -> list[dt.date]:
-    return months_between(key_month(start), key_month(end))
-
-
-def contiguous_ranges(months: list[dt.date]) -> list[PartitionKeyRange]:
-    from dagster_project.lib.months import contiguous_runs
-
-    return [key_range(a, b) for a, b in contiguous_runs(months)]
-
-
-def planned_ranges(months: list[dt.date], first_build: bool) -> list[PartitionKeyRange]:
-    if not months:
-        return []
-    if first_build:
-        return [key_range(min(months), max(months))]
-    return contiguous_ranges(months)
-
-
-def _legacy_range_tags(key_range: PartitionKeyRange) -> dict[str, str]:
-    return {RANGE_START_TAG: key_range.start, RANGE_END_TAG: key_range.end}

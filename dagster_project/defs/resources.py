@@ -1,11 +1,14 @@
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import duckdb
 from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
 from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.warehouse.build_lock import CLI_PID_TAG, BuildLock
 from dagster_project.lib.warehouse.database import open_db
 from dagster_project.lib.settings import Settings, export_to_environ
 
@@ -59,11 +62,37 @@ class WarehouseResource(ConfigurableResource):
     code location loads), so a test or a user can point a run at another warehouse.
     """
 
+    _run_lock: BuildLock | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Once per run with the in-process executor, when the run starts.
         run = context.dagster_run
-        if run is not None:
-            prefetch_imports(run.step_keys_to_execute)
+        if run is None:
+            return
+        prefetch_imports(run.step_keys_to_execute)
+        self._take_turn(context)
+
+    def _take_turn(self, context: InitResourceContext) -> None:
+        """Hold $DAGSTER_HOME's build lock for the whole run, so that runs, not just steps, take
+        turns on the working copy: what a run publishes is what its own gate checked.
+
+        A CLI build holds the lock for all its runs (they carry its pid); a run launched from the
+        UI, a sensor or the schedule waits here, before any step claims its pool slot, for the
+        build or run that holds it. An ephemeral instance (tests) has no home to share.
+        """
+        home = context.instance.root_directory if context.instance else None
+        if not home or context.dagster_run.tags.get(CLI_PID_TAG) == str(os.getpid()):
+            return
+        lock = BuildLock.for_dagster_home(home)
+        lock.acquire(on_wait=lambda pid: context.log.info(
+            f"waiting for the build that holds {lock.path} (pid {pid or 'unknown'}) to finish: "
+            "one build writes the warehouse at a time"))
+        self._run_lock = lock
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
 
     def settings(self) -> Settings:
         return export_to_environ()

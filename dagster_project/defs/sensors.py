@@ -13,8 +13,7 @@ from dagster import (
 
 from dagster_project.lib.ingest.landing import discover
 from dagster_project.lib.settings import get_settings
-from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan, ranges_from_metadata
-from dagster_project.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan_from_ingest, steps_of
 
 
 def _fingerprint(path) -> str:
@@ -51,20 +50,19 @@ def landing_files_sensor(context: SensorEvaluationContext):
 
 
 def build_requests(event: EventLogEntry, asset_graph) -> list[RunRequest]:
-    """The runs `plan` makes of the ranges of months the ingest left to build (none without months:
-    the unpartitioned rest is as it was)."""
+    """The runs `steps_of` makes of the ingest's plan (none when it has nothing to build)."""
     materialization = event.asset_materialization
-    ranges = ranges_from_metadata(materialization.metadata) if materialization else []
-    if not ranges:
+    plan = plan_from_ingest(materialization.metadata) if materialization else None
+    if plan is None or not (plan.ranges or plan.project_keys):
         return []
     return [
         RunRequest(
-            run_key=f"months:{event.run_id}:{step.tags[RANGE_START_TAG]}..{step.tags[RANGE_END_TAG]}",
+            run_key=f"after:{event.run_id}:{i}",
             asset_selection=sorted(step.assets, key=lambda k: k.path),
             asset_check_keys=sorted(step.checks, key=lambda k: (k.asset_key.path, k.name)),
             tags={**step.tags, "customs/after_ingest_run": event.run_id},
         )
-        for step in plan(asset_graph, ranges)
+        for i, step in enumerate(steps_of(plan, asset_graph))
     ]
 
 

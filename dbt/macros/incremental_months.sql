@@ -1,63 +1,60 @@
 {#-
-  Incremental builds: the months to rebuild (a list of 'YYYY-MM-01' strings: the periods of
-  loads not built yet) and, for the growth metrics, the months whose MoM, YoY and YTD depend
-  on them. Dagster passes them in the environment variables CUSTOMS_DBT_MONTHS and
-  CUSTOMS_DBT_GROWTH_MONTHS (JSON lists), read only when dbt executes: they are not part of
-  what dbt parses, so a new set of months keeps dbt's partial parsing (a change of --vars
-  would make dbt re-parse the whole project on every build). The vars `months` and
-  `growth_months` (dbt build --vars '{"months": [...]}') still work by hand and win over the
-  environment. Without either (or on a full refresh) every month is built and tested.
+  Incremental builds: the months to rebuild are the dbt vars `first_month` and `last_month`
+  ('YYYY-MM-01', both included), which Dagster passes from the run's customs_month partition
+  range (dagster_project/defs/transform/dbt_assets.py), as Dagster's dbt examples pass a
+  partition's time window. By hand:
+      dbt build --vars '{"first_month": "2025-06-01", "last_month": "2025-06-01"}'
+  Without them (or on a full refresh) every month is built and tested.
+
+  The growth metrics of a month depend on the month before, the same month a year earlier and
+  the year so far, so a change to first..last changes them through December of the year after
+  last_month: that is the `growth_months` range.
 -#}
-{% macro month_list(var_name) -%}
-    {%- set months = var(var_name, none) -%}
-    {%- if months is none and execute -%}
-        {%- set env_name = 'CUSTOMS_DBT_' ~ (var_name | upper) -%}
-        {%- set from_env = env_var(env_name, '') -%}
-        {%- if from_env | trim -%}
-            {%- set months = fromjson(from_env) -%}
-            {%- if months is none or months is string or months is mapping -%}
-                {{ exceptions.raise_compiler_error("environment variable " ~ env_name ~ " must be a JSON list of months, got: " ~ from_env) }}
-            {%- endif -%}
-        {%- endif -%}
-    {%- endif -%}
-    {%- if months is none -%}{{ return(none) }}{%- endif -%}
-    {%- if months is string -%}{%- set months = fromjson(months) -%}{%- endif -%}
-    {%- for m in months -%}
+{% macro month_range(range_name='months') -%}
+    {%- set first = var('first_month', none) -%}
+    {%- set last = var('last_month', none) -%}
+    {%- if first is none or last is none -%}{{ return(none) }}{%- endif -%}
+    {%- for m in [first, last] -%}
         {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-01', m | string) -%}
-            {{ exceptions.raise_compiler_error("var " ~ var_name ~ ": '" ~ m ~ "' is not a month written YYYY-MM-01") }}
+            {{ exceptions.raise_compiler_error("vars first_month/last_month: '" ~ m ~ "' is not a month written YYYY-MM-01") }}
         {%- endif -%}
     {%- endfor -%}
-    {{ return(months) }}
+    {%- if first > last -%}
+        {{ exceptions.raise_compiler_error("var first_month " ~ first ~ " is after last_month " ~ last) }}
+    {%- endif -%}
+    {%- if range_name == 'growth_months' -%}
+        {%- set last = ((last[:4] | int) + 1) ~ '-12-01' -%}
+    {%- elif range_name != 'months' -%}
+        {{ exceptions.raise_compiler_error("month_range: unknown range " ~ range_name ~ " (months or growth_months)") }}
+    {%- endif -%}
+    {{ return([first | string, last | string]) }}
 {%- endmacro %}
 
-{#- `column in (the months)`: true when every month is built, false for an empty list. -#}
-{% macro month_predicate(column, months) -%}
-    {%- if months is none -%}
+{#- `column` within the range (months or growth_months); true when no range is given. -#}
+{% macro month_predicate(column, range_name='months') -%}
+    {%- set bounds = month_range(range_name) -%}
+    {%- if bounds is none -%}
         true
-    {%- elif months | length == 0 -%}
-        false
     {%- else -%}
-        {{ column }} in ({% for m in months %}date '{{ m }}'{% if not loop.last %}, {% endif %}{% endfor %})
+        {{ column }} between date '{{ bounds[0] }}' and date '{{ bounds[1] }}'
     {%- endif -%}
 {%- endmacro %}
 
-{% macro in_months(column, var_name='months') -%}
-    {%- set months = month_list(var_name) -%}
+{#- The rows an incremental model rebuilds; every row when it is built whole. -#}
+{% macro in_months(column, range_name='months') -%}
     {%- if not is_incremental() -%}
         true
     {%- else -%}
-        {{ month_predicate(column, months) }}
+        {{ month_predicate(column, range_name) }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- The earliest month a growth rebuild needs: January of the year before its first target month (YTD YoY). -#}
+{#- The earliest month a growth rebuild reads: January of the year before first_month (YTD YoY). -#}
 {% macro growth_source_filter(column) -%}
-    {%- set months = month_list('growth_months') -%}
-    {%- if months is none or not is_incremental() -%}
+    {%- set bounds = month_range('months') -%}
+    {%- if bounds is none or not is_incremental() -%}
         true
-    {%- elif months | length == 0 -%}
-        false
     {%- else -%}
-        {{ column }} >= date_trunc('year', date '{{ months | min }}' - interval 12 month)
+        {{ column }} >= date_trunc('year', date '{{ bounds[0] }}' - interval 12 month)
     {%- endif -%}
 {%- endmacro %}

@@ -3,8 +3,8 @@
 
   dbt_project.yml gives every data test `where: "__rebuilt_months__"`. The models rebuilt
   month by month say which column holds the month and which month list applies, in their
-  config: `meta: {rebuilt_months: {column: month, var: months}}` (var `growth_months` for the
-  growth metrics). When dbt executes a test, the placeholder becomes `<column> in (<months>)`
+  config: `meta: {rebuilt_months: {column: month, var: months}}` (range `growth_months` for
+  the growth metrics; macros/incremental_months.sql). When dbt executes a test, the placeholder becomes `<column> in (<months>)`
   for those models during an incremental build, and `true` otherwise: a full build, a full
   refresh, a dbt run by hand without months, and every model that is rebuilt whole (dims,
   cumulative tables, seeds) test everything. Every scoped test is row-wise or groups by a key
@@ -17,8 +17,7 @@
     {%- set node = graph.nodes.get(attached) if attached else none -%}
     {%- set spec = node.get('config', {}).get('meta', {}).get('rebuilt_months') if node else none -%}
     {%- if not spec -%}{{ return('true') }}{%- endif -%}
-    {%- set months = month_list(spec.get('var', 'months')) -%}
-    {{ return(month_predicate(adapter.quote(spec['column']), months) | trim) }}
+    {{ return(month_predicate(adapter.quote(spec['column']), spec.get('var', 'months')) | trim) }}
 {%- endmacro %}
 
 {% macro get_where_subquery(relation) -%}

@@ -1,7 +1,9 @@
-"""One `make run` at a time per $DAGSTER_HOME, and a proof that a leftover run is dead.
+"""One build at a time per $DAGSTER_HOME, and a proof that a leftover run is dead.
 
 Pure library code (no Dagster imports). Every CLI build holds an exclusive `fcntl.flock` on
-`$DAGSTER_HOME/cli_build.lock` for its whole run. The kernel drops the lock when the holding
+`$DAGSTER_HOME/cli_build.lock` for its whole build (its runs carry its pid in the tag
+CLI_PID_TAG), and every other run (launched from the UI, a sensor or the schedule) holds it
+for the run (defs/resources.py): runs, not steps, take turns on the one working copy. The kernel drops the lock when the holding
 process dies, however it dies (kill -9, OOM, a reboot, a container restart), whatever its pid
 becomes afterwards. So a build that holds the lock knows that no other CLI build of this
 $DAGSTER_HOME is alive: any run the CLI tagged that is still "started" is a dead one, even if
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 LOCK_NAME = "cli_build.lock"
+CLI_PID_TAG = "customs/cli_pid"  # on the runs of a CLI build: the pid of the process holding the lock
 
 
 class BuildLockTimeout(RuntimeError):

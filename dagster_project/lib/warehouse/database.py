@@ -77,12 +77,6 @@ CREATE TABLE IF NOT EXISTS raw.landing_file_hashes (
     file_sha256   VARCHAR NOT NULL,
     hashed_at     TIMESTAMP NOT NULL
 );
--- TEMPORARY: the watermark, until the transform change reads Dagster's record instead
-CREATE TABLE IF NOT EXISTS raw.customs_loads_built (
-    load_id        VARCHAR PRIMARY KEY,
-    built_at       TIMESTAMP NOT NULL,
-    dagster_run_id VARCHAR
-);
 CREATE TABLE IF NOT EXISTS audit.rejected_files (
     file_path    VARCHAR NOT NULL,
     file_sha256  VARCHAR,
@@ -112,7 +106,10 @@ CREATE TABLE IF NOT EXISTS raw.customs_load_months (
 """
 
 # Bookkeeping tables of earlier versions, whose facts Dagster's partitions now record.
-RETIRED_TABLES = ("audit.mart_month_fingerprints",)  # TEMPORARY: the others go with the transform change
+RETIRED_TABLES = (
+    "raw.customs_loads_built", "raw.customs_load_months_built", "raw.months_to_verify",
+    "raw.dbt_static_build", "audit.mart_month_fingerprints",
+)
 
 
 def open_db(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
