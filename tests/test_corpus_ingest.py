@@ -27,7 +27,9 @@ from corpus.build_corpus import (
     revise_in_place,
     write_case,
 )
-from dagster_project.lib.ingest.landing import IngestReport, ingest_landing, load_id_for
+from dagster_project.lib.ingest.landing import ingest_landing
+from dagster_project.lib.ingest.landing_files import load_id_for
+from dagster_project.lib.ingest.report import IngestReport
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 
