@@ -359,6 +359,11 @@ class BatchLoader:
                 """,
                 {"loaded_at": loaded_at},
             )
+            # the same rows as the insert above: the months of these loads alone, no scan of raw.customs_rows
+            self.con.execute(
+                """INSERT INTO raw.customs_load_months
+                SELECT DISTINCT m.load_id, r.period_start FROM _brows r JOIN _brun m USING (gid, fid)"""
+            )
             self.con.execute(
                 """INSERT INTO raw.customs_loads
                 SELECT load_id, load_seq, file_path, sha, size, flow, encoding, lang, currency, dims, period_source,

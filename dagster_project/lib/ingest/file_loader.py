@@ -145,9 +145,11 @@ class FileLoader:
                 {"load_id": load_id, "rel": rel, "sha": sha, "loaded_at": loaded_at, "flow": flow,
                  "currency": header.currency},
             )
-            period_start, period_end = self.con.execute(
-                "SELECT min(period_start), max(period_end) FROM raw.customs_rows WHERE load_id = $id", {"id": load_id}
-            ).fetchone()
+            # _period holds a row per row just inserted: the load's span and months come from it,
+            # not from a scan of raw.customs_rows
+            period_start, period_end = self.con.execute("SELECT min(period_start), max(period_end) FROM _period").fetchone()
+            self.con.execute("INSERT INTO raw.customs_load_months SELECT DISTINCT $id, period_start FROM _period",
+                             {"id": load_id})
             self.con.execute(
                 """INSERT INTO raw.customs_loads VALUES
                 ($load_id, $seq, $rel, $sha, $size, $flow, $encoding, $lang, $currency, $dims, $period_source,
