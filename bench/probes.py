@@ -84,7 +84,7 @@ class TimedConnection:
 
 
 def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
-    from dagster_project.lib import ingest, ingest_batch, transcode
+    from dagster_project.lib.ingest import batch as ingest_batch, file_loader, landing as ingest, landing_hashes
     from dagster_project.lib.warehouse import database as db
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
@@ -137,7 +137,7 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
     import itertools
     import resource
 
-    from dagster_project.lib import ingest, ingest_batch as ib
+    from dagster_project.lib.ingest import batch as ib, landing as ingest, transcode
 
     def cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)

@@ -27,7 +27,9 @@ from corpus.build_corpus import (
     revise_in_place,
     write_case,
 )
-from dagster_project.lib.ingest.landing import IngestReport, ingest_landing, load_id_for
+from dagster_project.lib.ingest.landing import ingest_landing
+from dagster_project.lib.ingest.landing_files import load_id_for
+from dagster_project.lib.ingest.report import IngestReport
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 
@@ -134,6 +136,9 @@ def assert_consistent(gate: Gate) -> None:
     assert gate.scalar("SELECT count(*) FROM raw.customs_rows") == gate.scalar("SELECT coalesce(sum(row_count), 0) FROM raw.customs_loads")
     assert gate.scalar("SELECT count(*) FROM raw.customs_rows r ANTI JOIN raw.customs_loads l USING (load_id)") == 0
     assert gate.scalar("SELECT count(*) FROM raw.customs_loads l ANTI JOIN raw.customs_rows r USING (load_id)") == 0
+    # the file -> months mapping: each load's row months, written with its rows
+    months = gate.rows("SELECT load_id, month FROM raw.customs_load_months ORDER BY ALL")
+    assert months == gate.rows("SELECT DISTINCT load_id, period_start FROM raw.customs_rows ORDER BY ALL")
     staging = gate.settings.staging_dir
     assert not staging.exists() or list(staging.iterdir()) == []
 
@@ -236,4 +241,5 @@ def test_a_failure_inside_the_load_transaction_leaves_nothing_behind(gate):
     assert report.loaded == [] and [r.file_path for r in report.rejected] == [rel]
     assert "could not be read" in report.rejected[0].reason
     assert gate.scalar("SELECT count(*) FROM raw.customs_rows") == 0
+    assert gate.scalar("SELECT count(*) FROM raw.customs_load_months") == 0
     assert gate.scalar("SELECT count(*) FROM audit.rejected_files WHERE file_path = $p", {"p": rel}) == 1

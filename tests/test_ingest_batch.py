@@ -19,7 +19,7 @@ from dagster_project.lib.ingest import batch as ingest_batch
 from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse.working_copy import ensure_working_copy
-from gacc_files import magnet_row, write_bytes, write_extract
+from gacc_files import DEFAULT_ORDER, magnet_row, write_bytes, write_extract
 
 TODAY = dt.date(2026, 1, 15)
 
@@ -32,6 +32,8 @@ LOADS_SQL = """SELECT load_id, rank() OVER (ORDER BY load_seq) AS load_order, fi
                       row_count, unit_conversions, warnings
                FROM raw.customs_loads ORDER BY load_seq"""
 REJECTED_SQL = "SELECT file_path, file_sha256, reason FROM audit.rejected_files ORDER BY ALL"
+LOAD_MONTHS_SQL = "SELECT load_id, month FROM raw.customs_load_months ORDER BY ALL"
+ROW_MONTHS_SQL = "SELECT DISTINCT load_id, period_start FROM raw.customs_rows ORDER BY ALL"
 
 
 def _ingest(root: Path, landing: Path, batch: bool):
@@ -41,6 +43,7 @@ def _ingest(root: Path, landing: Path, batch: bool):
     try:
         report = ingest_landing(con, landing, settings.staging_dir, today=TODAY, batch=batch)
         tables = [con.execute(sql).fetchall() for sql in (ROWS_SQL, LOADS_SQL, REJECTED_SQL)]
+        assert con.execute(LOAD_MONTHS_SQL).fetchall() == con.execute(ROW_MONTHS_SQL).fetchall()
     finally:
         con.close()
     assert not settings.staging_dir.exists() or list(settings.staging_dir.iterdir()) == []
@@ -119,3 +122,45 @@ def test_a_failure_while_the_next_batch_is_transcoding_leaves_nothing_staged(tmp
         con.close()
     assert loads[0] == ["exports/magnets_202501.csv", "exports/magnets_202502.csv"]
     assert not settings.staging_dir.exists() or list(settings.staging_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batched", "per-file"])
+def test_each_load_records_the_months_of_its_rows(tmp_path, batch):
+    """raw.customs_load_months is the file -> months mapping the next build reads: every load's
+    distinct row months, a revised file's under its own new load."""
+    landing = tmp_path / "landing"
+    two_months = [magnet_row("202504", "502", 1000, 50_000), magnet_row("202505", "502", 1100, 55_000)]
+    write_extract(landing / "exports" / "magnets_202504-202505.csv", two_months, mtime=1_750_000_001)
+    june = write_extract(landing / "exports" / "magnets_202506.csv", [magnet_row("202506", "116", 700, 30_000)],
+                         lang="en", mtime=1_750_000_002)
+    write_extract(landing / "exports" / "magnets_cumulative.csv", [magnet_row("202501-202502", "304", 90, 9_000)],
+                  mtime=1_750_000_003)  # a cumulative figure: its month is the period's first
+    write_extract(landing / "imports" / "202507_magnets.csv", [magnet_row("", "142", 80, 8_000)],
+                  order=[c for c in DEFAULT_ORDER if c != "period"], mtime=1_750_000_004)  # the month from the name
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "warehouse.duckdb")
+    ensure_working_copy(settings)
+    con = duckdb.connect(str(settings.working_path))
+    try:
+        first = ingest_landing(con, landing, settings.staging_dir, today=TODAY, batch=batch)
+        assert len(first.loaded) == 4 and first.rejected == []
+        assert (first.batched > 0) == batch  # the path under test did the loading
+        # revised in place: the same path with new content and one more month
+        write_extract(june, [magnet_row("202506", "116", 750, 31_000), magnet_row("202503", "116", 10, 500)],
+                      lang="en", mtime=1_750_000_010)
+        second = ingest_landing(con, landing, settings.staging_dir, today=TODAY, batch=batch)
+        assert [r.file_path for r in second.loaded] == ["exports/magnets_202506.csv"]
+
+        assert con.execute(LOAD_MONTHS_SQL).fetchall() == con.execute(ROW_MONTHS_SQL).fetchall()
+        months = con.execute(
+            """SELECT l.file_path, list(m.month ORDER BY m.month) FROM raw.customs_loads l
+               LEFT JOIN raw.customs_load_months m USING (load_id) GROUP BY l.file_path, l.load_seq ORDER BY l.load_seq"""
+        ).fetchall()
+        assert months == [
+            ("exports/magnets_202504-202505.csv", [dt.date(2025, 4, 1), dt.date(2025, 5, 1)]),
+            ("exports/magnets_202506.csv", [dt.date(2025, 6, 1)]),
+            ("exports/magnets_cumulative.csv", [dt.date(2025, 1, 1)]),
+            ("imports/202507_magnets.csv", [dt.date(2025, 7, 1)]),
+            ("exports/magnets_202506.csv", [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]),
+        ]
+    finally:
+        con.close()

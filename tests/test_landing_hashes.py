@@ -17,7 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.ingest.landing import _LandingHashes, ingest_landing
+from dagster_project.lib.ingest.landing import ingest_landing
+from dagster_project.lib.ingest.landing_hashes import LandingHashes
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse.working_copy import ensure_working_copy
 from gacc_files import magnet_row, write_extract
@@ -50,7 +51,7 @@ def _cached(con) -> dict[str, str]:
 
 def _settle():
     """Let the files' last change fall outside the window in which a hash is not remembered."""
-    time.sleep(_LandingHashes.RACY_NS / 1e9 + 0.1)
+    time.sleep(LandingHashes.RACY_NS / 1e9 + 0.1)
 
 
 def test_unchanged_files_are_not_read_again(setup):

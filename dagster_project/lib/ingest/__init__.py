@@ -1,0 +1,15 @@
+"""The ingest stage: GACC downloads from the landing directory into raw.* (no Dagster here).
+
+Its modules, each importing only those listed before it:
+  gacc_format, transcode   what a download looks like; its bytes to UTF-8, its SHA-256
+  landing_files            the landing directory's files, their flow, period in the name, load id
+  landing_hashes           each file's SHA-256, reused while the file is unchanged
+  refusals                 files refused unread
+  previous_loads           which files are loaded already
+  reference_data           the unit, commodity and partner lists, the text-reading SQL macros
+  load_record, report      what a load and an ingest say
+  staged_csv, row_checks   reading a staged file, the per-file checks of its rows
+  file_loader              the per-file gate: one file, with the row and column at fault
+  batch                    many clean files per statement; the doubtful ones to the per-file gate
+  landing                  ingest_landing: the order of it all
+"""

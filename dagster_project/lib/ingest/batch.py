@@ -25,19 +25,12 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib.ingest import gacc_format as fmt
-from dagster_project.lib.ingest.landing import (
-    FLOWS,
-    NULL_TOKENS_SQL,
-    TEXT_SUFFIXES,
-    LandingFile,
-    LoadResult,
-    _first_line,
-    _period_from_name,
-    load_warnings,
-    period_name_warning,
-    unit_conversions_text,
-)
+from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile, in_flow_folder, period_from_name
+from dagster_project.lib.ingest.load_record import LoadResult, load_warnings, period_name_warning, unit_conversions_text
+from dagster_project.lib.ingest.reference_data import NULL_TOKENS_SQL
+from dagster_project.lib.ingest.staged_csv import READ_CSV_OPTIONS, columns_spec, first_line, header_name, stage_columns
 from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
+from dagster_project.lib.months import first_of_month
 
 # Files per read_csv: about 1M rows at the platform's 10,000-row cap, a few hundred MB in DuckDB.
 BATCH_FILES = int(os.environ.get("CUSTOMS_INGEST_BATCH_FILES", "100"))
@@ -62,8 +55,7 @@ class Candidate:
 
 def _prepare(c: Candidate, staging_dir: Path, today: dt.date) -> bool:
     """Transcode and look at the header; False sends the file to the per-file gate."""
-    parts = c.lf.rel.split("/")
-    if len(parts) < 2 or parts[0] not in FLOWS or c.lf.path.suffix.lower() not in TEXT_SUFFIXES:
+    if not in_flow_folder(c.lf.rel) or c.lf.path.suffix.lower() not in TEXT_SUFFIXES:
         return False
     try:
         if c.lf.path.stat().st_size == 0:
@@ -76,36 +68,26 @@ def _prepare(c: Candidate, staging_dir: Path, today: dt.date) -> bool:
     if shape.blank_lines or not shape.ends_with_line_break or shape.last_content_line < 2:
         return False
     try:
-        raw_header = _first_line(shape.path)
+        raw_header = first_line(shape.path)
         c.header = fmt.map_header(raw_header) if raw_header else None
     except (fmt.HeaderError, UnicodeError, ValueError):
         return False
     if c.header is None:
         return False
-    columns = list(c.header.columns)
-    if len(columns) > 1 and not raw_header[-1].strip():
-        columns.pop()  # the trailing comma's empty column, as the per-file gate does
-    c.stage_columns = tuple(columns)
+    c.stage_columns = stage_columns(c.header, raw_header)
     if c.header.has("period"):
-        c.period_header = raw_header[c.header.columns.index("period")].strip().lstrip("\ufeff").strip()
-    c.name_period = _period_from_name(c.lf.path.name)
+        c.period_header = header_name(raw_header[c.header.columns.index("period")])
+    c.name_period = period_from_name(c.lf.path.name)
     if not c.header.has("period"):
-        if c.name_period is None or c.name_period[1] >= today.replace(day=1):
+        if c.name_period is None or c.name_period[1] >= first_of_month(today):
             return False
     return True
-
-
-def columns_spec(columns: tuple[str, ...]) -> str:
-    """read_csv's `columns` for a header's columns, every one read as text."""
-    return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
 
 
 def stage_sql(columns: tuple[str, ...]) -> str:
     """A batch of files with these columns, read as text into _bstage ($paths: the files)."""
     return f"""CREATE OR REPLACE TEMP TABLE _bstage AS
-               SELECT *, file_index FROM read_csv($paths, header=true, auto_detect=false, columns={columns_spec(columns)},
-                                      delim=',', quote='"', escape='"', strict_mode=true,
-                                      null_padding=false, max_line_size=1048576)"""
+               SELECT *, file_index FROM read_csv($paths, columns={columns_spec(columns)}, {READ_CSV_OPTIONS})"""
 
 
 # Where each file of batch $gid starts in _bstage: a data row's number is its rowid's offset from there.
@@ -125,6 +107,7 @@ _BROWS_DDL = """CREATE OR REPLACE TEMP TABLE _brows (
     unit_factor DECIMAL(38, 6), file_unit_zh VARCHAR, declared_unit_zh VARCHAR,
     quantity2 DECIMAL(18, 4), unit2 VARCHAR, value DECIMAL(18, 4), unknown_partner BOOLEAN)"""
 ROW_COLUMNS = ", ".join(re.findall(r"(\w+) (?:INT|BIGINT|BOOLEAN|DATE|VARCHAR|DECIMAL)\b", _BROWS_DDL))
+
 
 def _null_token(text: str) -> str:
     return f"coalesce({text} IN ({NULL_TOKENS_SQL}), true)"
@@ -303,7 +286,7 @@ class BatchLoader:
         self.con.execute(FIRST_ROWID_SQL, {"gid": gid})
         self.con.execute(f"INSERT INTO _brows ({ROW_COLUMNS}) " + _row_sql(columns, gid))
         self.con.execute("DROP TABLE _bstage")
-        stats = self.con.execute(file_stats_sql(), {"current_month": self.today.replace(day=1), "gid": gid}).fetchall()
+        stats = self.con.execute(file_stats_sql(), {"current_month": first_of_month(self.today), "gid": gid}).fetchall()
         names = [d[0] for d in self.con.description]
         conversions: dict[int, list] = {}
         for fid, a, b, f, n in self.con.execute(
@@ -335,7 +318,7 @@ class BatchLoader:
                         c.clean = False
             for c in run:
                 try:
-                    yield c, self.file_loader.load(c.lf, None, c.sha, generation=c.generation)
+                    yield c, self.file_loader.load(c.lf, c.sha, generation=c.generation)
                 except Exception as exc:  # noqa: BLE001 (the caller tells rejections from failures)
                     yield c, exc
 
@@ -375,6 +358,11 @@ class BatchLoader:
                 FROM _brows r JOIN _brun m USING (gid, fid)
                 """,
                 {"loaded_at": loaded_at},
+            )
+            # the same rows as the insert above: the months of these loads alone, no scan of raw.customs_rows
+            self.con.execute(
+                """INSERT INTO raw.customs_load_months
+                SELECT DISTINCT m.load_id, r.period_start FROM _brows r JOIN _brun m USING (gid, fid)"""
             )
             self.con.execute(
                 """INSERT INTO raw.customs_loads

@@ -1,0 +1,81 @@
+"""A staged download (the UTF-8 copy DuckDB reads): how both load paths read it, its header,
+and DuckDB's CSV errors on it said in terms of the download the user has."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.ingest.transcode import Transcoded
+
+# How both load paths read staged files (`columns` aside): strictly, every value as text.
+READ_CSV_OPTIONS = ("header=true, auto_detect=false, delim=',', quote='\"', escape='\"', strict_mode=true, "
+                    "null_padding=false, max_line_size=1048576")
+
+
+def first_line(path: Path) -> list[str]:
+    """The header row's fields; [] when the first line is blank."""
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        line = handle.readline().rstrip("\r\n")
+        if not line.strip():
+            return []
+        return next(csv.reader([line]))
+
+
+def header_name(raw: str) -> str:
+    """A header cell as the user reads it (without the byte-order mark some tools write)."""
+    return raw.strip().lstrip("\ufeff").strip()
+
+
+def stage_columns(header: fmt.Header, raw_header: list[str]) -> tuple[str, ...]:
+    """The columns to declare to read_csv.
+
+    GACC rows end with a comma, and so does the header. DuckDB accepts one trailing empty value
+    after the declared columns, so the header's empty last column is not declared: a row with
+    a value too many (an unquoted '1,000') is then an error instead of shifting every value.
+    """
+    columns = list(header.columns)
+    if len(columns) > 1 and not raw_header[-1].strip():
+        columns.pop()
+    return tuple(columns)
+
+
+def columns_spec(columns: tuple[str, ...]) -> str:
+    """read_csv's `columns` for a header's columns, every one read as text."""
+    return "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
+
+
+def _header_column(raw_header: list[str], position: int) -> str:
+    name = header_name(raw_header[position - 1]) if 0 < position <= len(raw_header) else ""
+    return f"column {position}" + (f" '{name}'" if name else "")
+
+
+def csv_error(message: str, raw_header: list[str], shape: Transcoded) -> str:
+    """DuckDB's CSV error, said in terms of the download: line, column and the likely cause."""
+    line_match = re.search(r"[Ll]ine:? (\d+)", message)
+    line = int(line_match.group(1)) if line_match else None
+    is_last = line is not None and line >= shape.last_content_line
+    counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if counts:
+        expected, found = int(counts.group(1)), int(counts.group(2))
+        if found < expected:
+            what = f"the row has {found} of the header's {expected} columns: it stops after {_header_column(raw_header, found)}"
+        else:
+            what = (f"the row has {found} values where the header has {expected} columns "
+                    "(a value with an unquoted comma, or a row pasted from elsewhere?)")
+    elif "unterminated quote" in message:
+        what = "a quoted value is never closed"
+        if is_last and shape.last_line is not None:
+            fields = next(csv.reader([shape.last_line]), [])
+            what += f": the row stops inside {_header_column(raw_header, max(1, len(fields)))}"
+    else:
+        first = message.strip().splitlines()[0] if message.strip() else message
+        what = "not a well-formed CSV row: " + first.replace("Invalid Input Error: ", "")[:300]
+    where = f"line {line} (row {line - 1}): " if line and line > 1 else (f"line {line}: " if line else "")
+    if is_last:
+        cause = "; it is the last line, so the download was cut off mid-row (truncated): download it again"
+    else:
+        cause = "; the file is not a GACC download as saved by the platform: download it again"
+    return f"{where}{what}{cause}"
