@@ -11,7 +11,7 @@ from dagster import (
     sensor,
 )
 
-from dagster_project.lib.ingest.landing import discover
+from dagster_project.lib.ingest.landing_files import discover
 from dagster_project.lib.settings import get_settings
 from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan_from_ingest, steps_of
 

@@ -54,8 +54,6 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
         ).fetchall()
         # What the runs after this one build: the months loaded since Dagster last built them,
         # as partition ranges (the CLI and build_months_after_ingest start those runs).
-        # TEMPORARY until the ingest writes each load's months itself (branch h-ingest)
-        con.execute("INSERT OR IGNORE INTO raw.customs_load_months SELECT DISTINCT load_id, period_start FROM raw.customs_rows")
         plan = plan_build(context.instance, con)
 
     for rejection in report.rejected:

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS raw.customs_rows (
     value               DECIMAL(38, 4)        -- in `currency`
 );
 -- Each landing file's SHA-256 and the file status it was computed for: a build reads again
--- only the files that changed since (lib/ingest.py, _LandingHashes).
+-- only the files that changed since (lib/ingest/landing_hashes.py).
 CREATE TABLE IF NOT EXISTS raw.landing_file_hashes (
     file_path     VARCHAR NOT NULL,   -- relative to the landing directory
     size_bytes    BIGINT NOT NULL,
