@@ -14,14 +14,26 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 @dataclass
 class Workspace:
-    """A landing directory and a warehouse of a test's own, built through Dagster."""
+    """A landing directory, a warehouse and a Dagster home of a test's own, built through Dagster.
+
+    The Dagster instance persists between builds, as $DAGSTER_HOME does between `make run`s: its
+    record of the month partitions is what tells a build which months to rebuild.
+    """
 
     landing: Path
     warehouse: Path
 
-    def build(self, files: list[str] | None = None):
+    @property
+    def dagster_home(self) -> Path:
+        return self.warehouse.parent.parent / "dagster_home"
+
+    def instance(self):
         from dagster import DagsterInstance
 
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        return DagsterInstance.local_temp(str(self.dagster_home))
+
+    def build(self, files: list[str] | None = None):
         from dagster_project.definitions import defs
 
         os.environ["CUSTOMS_LANDING_DIR"] = str(self.landing)
@@ -32,7 +44,7 @@ class Workspace:
         from dagster_project.lib.settings import Settings
         from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
 
-        with DagsterInstance.ephemeral() as instance:
+        with self.instance() as instance:
             result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)
         # a publish copies the working copy back in the background: tests read and tamper with it
         wait_for_working_copy(Settings(landing_dir=self.landing, warehouse_path=self.warehouse))

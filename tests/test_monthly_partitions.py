@@ -10,15 +10,15 @@ import json
 import duckdb
 import pytest
 from conftest import make_workspace
-from dagster import DagsterInstance, PartitionKeyRange, RunRequest, build_schedule_context, build_sensor_context
+from dagster import DagsterInstance, RunRequest, build_schedule_context, build_sensor_context
 from gacc_files import copy_sample
 from test_quality_gate import marts_hash
 
 from dagster_project.definitions import defs
-from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS, customs_dbt_models, dbt_project
 from dagster_project.defs.jobs import INGEST_KEYS
-from dagster_project.defs.partitions import CUSTOMS_MONTH, contiguous_ranges, months_of_range, planned_ranges
-from dagster_project.lib.transform.months_to_build import mark_months_built
+from dagster_project.defs.partitions import CUSTOMS_MONTH
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS, customs_monthly_models
+from dagster_project.lib.settings import Settings
 
 D = dt.date
 
@@ -35,30 +35,6 @@ def test_partitions_cover_the_months_the_ingest_accepts():
                            "marts/fct_exports_monthly", "marts/export_growth_monthly",
                            "marts/export_growth_rare_earths"}
     assert graph.get(next(iter(MONTHLY_KEYS))).backfill_policy.max_partitions_per_run is None  # single run
-
-
-def test_ranges_of_months():
-    assert months_of_range("2024-11", "2025-02") == [D(2024, 11, 1), D(2024, 12, 1), D(2025, 1, 1), D(2025, 2, 1)]
-    months = [D(2025, 6, 1), D(2025, 3, 1), D(2025, 4, 1), D(2024, 12, 1), D(2025, 1, 1)]
-    assert contiguous_ranges(months) == [PartitionKeyRange("2024-12", "2025-01"), PartitionKeyRange("2025-03", "2025-04"),
-                                         PartitionKeyRange("2025-06", "2025-06")]
-    assert planned_ranges(months, first_build=True) == [PartitionKeyRange("2024-12", "2025-06")]
-    assert planned_ranges([], first_build=True) == []
-
-
-def test_a_load_is_built_once_every_month_of_it_is():
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA raw")
-    con.execute("CREATE TABLE raw.customs_rows (load_id VARCHAR, period_start DATE)")
-    con.execute("CREATE TABLE raw.customs_loads_built (load_id VARCHAR PRIMARY KEY, built_at TIMESTAMP, dagster_run_id VARCHAR)")
-    con.execute("INSERT INTO raw.customs_rows VALUES ('a', '2025-03-01'), ('a', '2025-06-01'), ('b', '2025-06-01'), ('c', '2025-03-01')")
-    # a load's period is the span of its rows (what lib/ingest.py records)
-    con.execute("CREATE TABLE raw.customs_loads (load_id VARCHAR, period_start DATE, period_end DATE)")
-    con.execute("INSERT INTO raw.customs_loads SELECT load_id, min(period_start), max(period_start) FROM raw.customs_rows GROUP BY 1")
-    assert mark_months_built(con, ["a", "b", "c"], [D(2025, 3, 1)], "run-1") == ["c"]
-    assert mark_months_built(con, ["a", "b"], [D(2025, 6, 1)], "run-2") == ["a", "b"]
-    assert con.execute("SELECT load_id, dagster_run_id FROM raw.customs_loads_built ORDER BY 1").fetchall() == [
-        ("a", "run-2"), ("b", "run-2"), ("c", "run-1")]
 
 
 def _partitions(result) -> dict[str, set]:
@@ -84,8 +60,8 @@ def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(work
 
     job = defs.resolve_job_def("build_warehouse")
     # the dbt tests of the monthly models (not the quality gate's checks on them)
-    dbt_checks = {k for k in customs_dbt_models.check_keys if k.asset_key in MONTHLY_KEYS}
-    with DagsterInstance.ephemeral() as instance:
+    dbt_checks = set(customs_monthly_models.check_keys)
+    with workspace.instance() as instance:
         # what the UI does for "materialise 2024-03" of the monthly models
         result = job.get_subset(asset_selection=set(MONTHLY_KEYS), asset_check_selection=dbt_checks).execute_in_process(
             instance=instance, partition_key="2024-03", raise_on_error=False)
@@ -103,22 +79,23 @@ def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(work
     assert now(growth, D(2024, 4, 1)) == clean[(growth, D(2024, 4, 1))]  # compares with March: rebuilt
     assert now(growth, D(2024, 2, 1)) != clean[(growth, D(2024, 2, 1))]  # before March: untouched
     # dbt ran just the monthly models (and their tests), for that month
-    folder = next((dbt_project.project_dir / "target").glob(f"customs_dbt_models-{result.run_id[:7]}-*"))
+    folder = Settings(landing_dir=workspace.landing, warehouse_path=workspace.warehouse).dbt_target("customs_monthly_models")
     ran = {r["unique_id"] for r in json.loads((folder / "run_results.json").read_text())["results"]}
     assert {u for u in ran if u.startswith("model.")} == {
         "model.customs.int_customs_facts_history", "model.customs.int_trade_monthly",
         "model.customs.fct_exports_monthly", "model.customs.export_growth_monthly",
         "model.customs.export_growth_rare_earths"}
 
-    # a run without a partition cannot record a month: refused before dbt runs
-    with DagsterInstance.ephemeral() as instance:
+    # a run without a partition cannot build a month: Dagster refuses it before dbt runs
+    before = (folder / "run_results.json").stat().st_mtime_ns
+    with workspace.instance() as instance:
         bad = job.get_subset(asset_selection=set(MONTHLY_KEYS), asset_check_selection=set()).execute_in_process(
             instance=instance, raise_on_error=False)
     assert not bad.success
     failure = next(e for e in bad.all_events if e.is_step_failure)
     error = failure.step_failure_data.error
-    assert "partitioned by month (customs_month)" in error.message + (error.cause.message if error.cause else "")
-    assert not list((dbt_project.project_dir / "target").glob(f"customs_dbt_models-{bad.run_id[:7]}-*"))
+    assert "partition" in (error.message + (error.cause.message if error.cause else "")).lower()
+    assert (folder / "run_results.json").stat().st_mtime_ns == before
 
 
 def _execute(request: RunRequest, instance, job):
