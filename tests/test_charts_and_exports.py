@@ -20,7 +20,7 @@ import duckdb
 import matplotlib.image
 import pytest
 
-from dagster_project.lib.serving.charts import PARTNERS, render_report
+from dagster_project.lib.serving.charts import PARTNERS, REPORT_HTML, REPORT_JSON, render_report, renderer_version
 from dagster_project.lib.serving.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
 from dagster_project.lib.serving.parquet_export import export_marts, export_table, quote_ident, quote_literal
 
@@ -511,6 +511,92 @@ def test_parquet_exports_write_missing_outputs_and_everything_for_a_new_writer(s
     written = _export(instance, new_writer)
     assert written["files_kept_unchanged"] == 0
     assert not set(_stamps(out).items()) & set(stamps.items())
+
+
+# ---------------------------------------------------------------------------------------
+# charts, through Dagster: drawn again only when what they show changed
+
+REPORT_OP = "serving__analyst_report"
+
+
+def _report(instance, assets=None) -> dict:
+    from dagster_project.defs.serving.report import analyst_report
+
+    return _metadata(_materialize(assets or [analyst_report], instance), REPORT_OP)
+
+
+def _report_files(served: Path) -> dict[str, tuple[bytes, int]]:
+    report = served.parent / "report"
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(report.iterdir())}
+
+
+def test_unchanged_inputs_keep_the_files(served, instance):
+    first = _report(instance)
+    assert first["rendered"] is True
+    files = _report_files(served)
+    assert sorted(files) == sorted([REPORT_HTML, REPORT_JSON, "partners_85051110.png", "world_85051110.png"])
+    record = json.loads(files[REPORT_JSON][0])
+    assert record["headline"] == first["headline"] and set(record["files"]) == {REPORT_HTML, "partners_85051110.png", "world_85051110.png"}
+
+    again = _report(instance)
+    assert again["rendered"] is False and again["headline"] == first["headline"]
+    assert _report_files(served) == files
+
+    # a build of other marts: kept
+    _dbt_run(instance, served, None, {DIM_PARTNER: "SELECT 1"})
+    assert _report(instance)["rendered"] is False
+    assert _report_files(served) == files
+
+
+def test_changed_data_draws_again(served, instance):
+    first = _report(instance)
+    world_png = served.parent / "report" / "world_85051110.png"
+    png = world_png.read_bytes()
+    _dbt_run(instance, served, "2025-12", {GROWTH: "UPDATE marts.export_growth_monthly SET quantity_kg = quantity_kg * 2 "
+                                                   "WHERE partner_iso3 = 'WLD' AND month = $month AND hs8 = '85051110'"})
+    second = _report(instance)
+    assert second["rendered"] is True and world_png.read_bytes() != png
+    assert second["headline"]["world_t"] == pytest.approx(2 * first["headline"]["world_t"])
+    assert _report(instance)["rendered"] is False
+
+
+@pytest.mark.parametrize("damage", ["remove_png", "edit_html", "remove_record", "corrupt_record"])
+def test_missing_or_edited_files_draw_again(served, instance, damage):
+    report = served.parent / "report"
+    _report(instance)
+    if damage == "remove_png":
+        (report / "partners_85051110.png").unlink()
+    elif damage == "edit_html":
+        (report / REPORT_HTML).write_text((report / REPORT_HTML).read_text() + "<!-- edited -->")
+    elif damage == "remove_record":
+        (report / REPORT_JSON).unlink()
+    else:
+        (report / REPORT_JSON).write_text("{not json")
+    assert _report(instance)["rendered"] is True
+    for name in ("world_85051110.png", "partners_85051110.png", REPORT_HTML, REPORT_JSON):
+        assert (report / name).exists()
+    assert "<!-- edited -->" not in (report / REPORT_HTML).read_text()
+    assert _report(instance)["rendered"] is False
+
+
+def test_a_new_renderer_draws_again(served, instance):
+    from dagster import map_asset_specs
+
+    from dagster_project.defs.serving.report import analyst_report
+
+    _report(instance)
+    assert analyst_report.code_versions_by_key[analyst_report.key] == renderer_version()
+    new_renderer = map_asset_specs(lambda spec: spec.replace_attributes(code_version="another renderer"), [analyst_report])
+    assert _report(instance, new_renderer)["rendered"] is True
+
+
+def test_charts_module_does_not_import_matplotlib():
+    import subprocess
+
+    code = ("import sys, dagster_project.lib.serving.charts, dagster_project.defs.serving.report; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------------------------------
