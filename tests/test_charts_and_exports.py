@@ -1,6 +1,8 @@
 """Charts + HTML report, Parquet export of the marts, static dbt docs.
 
-The warehouse is a tiny one built here by SQL (no dbt, no Dagster), so these run in seconds.
+The warehouse is a tiny one built here by SQL (no dbt), so these run in seconds. The serving
+assets run through Dagster (`materialize`, an ephemeral instance): whether they write is
+decided from Dagster's record, which small stand-ins of the dbt assets write as dbt's runs do.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +20,9 @@ import duckdb
 import matplotlib.image
 import pytest
 
-from dagster_project.lib.serving.charts import PARTNERS, render_report
+from dagster_project.lib.serving.charts import PARTNERS, REPORT_HTML, REPORT_JSON, render_report, renderer_version
 from dagster_project.lib.serving.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
-from dagster_project.lib.serving.parquet_export import export_marts, quote_ident, quote_literal
+from dagster_project.lib.serving.parquet_export import export_marts, export_table, quote_ident, quote_literal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ODD_TABLE = 'odd name\'s "t"'  # quoting of identifiers and paths
@@ -277,6 +281,378 @@ def test_export_marts_with_no_marts_tables(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
+# parquet: what is written
+
+
+def _stamps(out: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.parquet") if p.is_file()}
+
+
+def _rewritten(out: Path, before: dict) -> list[str]:
+    """The outputs (a table's file, or a year directory) whose files are not those of `before`."""
+    after = _stamps(out)
+    return sorted({str(Path(p).parent) if "=" in Path(p).parent.name else p
+                   for p in after if after[p] != before.get(p)})
+
+
+def test_export_marts_writes_what_changed_and_what_is_missing(ro, tmp_path):
+    out = tmp_path / "parquet"
+    first = export_marts(ro, out, partition_threshold_rows=20)
+    assert all(i.reused == 0 for i in first.values())
+    stamps = _stamps(out)
+
+    nothing = export_marts(ro, out, {}, partition_threshold_rows=20)
+    assert all(i.reused == i.files for i in nothing.values())
+    assert _stamps(out) == stamps
+
+    changed = export_marts(ro, out, {"fct_exports_monthly": {2025}, "dim_partner": None}, partition_threshold_rows=20)
+    assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2025"]
+    assert changed["fct_exports_monthly"].reused == changed["fct_exports_monthly"].files - 1
+    assert changed["dim_partner"].reused == 0
+    _assert_round_trip(ro, changed)
+
+    # outputs deleted since: written again although their rows did not change
+    stamps = _stamps(out)
+    shutil.rmtree(out / "export_growth_monthly.parquet" / "year=2024")
+    (out / "dim_month.parquet" / "_year=2025").rename(out / "dim_month.parquet" / "_year=1999")  # a stray year
+    (out / "fct_exports_cumulative.parquet").unlink()
+    again = export_marts(ro, out, {}, partition_threshold_rows=20)
+    assert _rewritten(out, stamps) == ["dim_month.parquet/_year=2025", "export_growth_monthly.parquet/year=2024",
+                                       "fct_exports_cumulative.parquet"]
+    assert sorted(p.name for p in (out / "dim_month.parquet").iterdir()) == ["_year=2024", "_year=2025"]
+    _assert_round_trip(ro, again)
+    _no_temp_files(out)
+
+
+def test_a_reader_never_sees_a_half_written_file(tmp_path):
+    """Readers poll the outputs while exports rewrite them: every file they open is whole."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    # big enough that writing a file takes a while (tens of ms): a reader would catch it half-written
+    con.execute("""CREATE TABLE marts.fct AS SELECT DATE '2023-01-01' + INTERVAL (i % 36) MONTH AS month,
+                   i AS id, md5(i::VARCHAR) AS text FROM range(150000) r(i)""")
+    con.execute("CREATE TABLE marts.by_year AS SELECT * FROM marts.fct")
+    rows = 150_000
+    out = tmp_path / "parquet"
+
+    def export():
+        export_table(con, "fct", out, None, partition_threshold_rows=rows)  # a file
+        export_table(con, "by_year", out, None, partition_threshold_rows=1000)  # a directory per year
+
+    export()
+    errors, reads, stop = [], [0], threading.Event()
+
+    def read():
+        reader = duckdb.connect()
+        try:
+            while not stop.is_set():
+                try:
+                    n = reader.execute(f"SELECT count(*) FROM read_parquet('{out / 'fct.parquet'}')").fetchone()[0]
+                    if n != rows:
+                        errors.append(f"fct: {n} rows")
+                    # a year directory is renamed aside and the new one in: a file listed may be gone
+                    # by the time it is read, but one that is read is whole
+                    try:
+                        year_files = list((out / "by_year.parquet").glob("year=*/*.parquet"))
+                    except FileNotFoundError:
+                        year_files = []
+                    for year_file in year_files:
+                        try:
+                            reader.execute(f"SELECT count(*) FROM read_parquet('{year_file}')").fetchone()
+                        except duckdb.IOException as exc:
+                            if "No files found" not in str(exc) and "No such file" not in str(exc):
+                                raise
+                    reads[0] += 1
+                except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                    errors.append(repr(exc))
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for _ in range(6):
+            export()
+    finally:
+        stop.set()
+        thread.join()
+        con.close()
+    assert errors == [] and reads[0] > 5, (errors[:3], reads)
+    _no_temp_files(out)
+
+
+# ---------------------------------------------------------------------------------------
+# parquet, through Dagster: what to write is read from Dagster's record
+
+EXPORT_OP = "serving__parquet_exports"
+SMALL_PARTS = {"ops": {EXPORT_OP: {"config": {"partition_threshold_rows": 20}}}}
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch) -> Path:
+    """A tiny served warehouse where WarehouseResource looks for it."""
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    path.parent.mkdir()
+    monkeypatch.setenv("WAREHOUSE_PATH", str(path))
+    monkeypatch.setenv("CUSTOMS_LANDING_DIR", str(tmp_path / "landing"))
+    return _tiny_warehouse(path)
+
+
+@pytest.fixture
+def instance():
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def _materialize(assets, instance, **kwargs):
+    from dagster import materialize
+
+    from dagster_project.defs.resources import WarehouseResource
+
+    result = materialize(assets, instance=instance, resources={"warehouse": WarehouseResource()}, **kwargs)
+    assert result.success
+    return result
+
+
+def _metadata(result, op: str) -> dict:
+    [event] = result.asset_materializations_for_node(op)
+    return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+
+
+def _export(instance, assets=None):
+    from dagster_project.defs.serving.exports import parquet_exports
+
+    return _metadata(_materialize(assets or [parquet_exports], instance, run_config=SMALL_PARTS), EXPORT_OP)
+
+
+def _dbt_run(instance, warehouse: Path, month: str | None, statements: dict[tuple[str, str], str]):
+    """A run of dbt assets as the dbt build's would be: each asset rewrites its rows (its SQL,
+    with $month the month of the run) and Dagster records it, with the run's month partition
+    for the month-partitioned ones (`month` None: a run of unpartitioned assets)."""
+    from dagster import asset
+
+    from dagster_project.defs.partitions import CUSTOMS_MONTH
+    from dagster_project.lib.months import key_month
+
+    def stand_in(key, sql):
+        @asset(key=list(key), partitions_def=CUSTOMS_MONTH if month else None)
+        def build(context):
+            con = duckdb.connect(str(warehouse))
+            try:
+                con.execute(sql, {"month": key_month(context.partition_key)} if month else {})
+            finally:
+                con.close()
+
+        return build
+
+    _materialize([stand_in(k, sql) for k, sql in statements.items()], instance, partition_key=month)
+
+
+FCT, GROWTH, DIM_PARTNER = ("marts", "fct_exports_monthly"), ("marts", "export_growth_monthly"), ("marts", "dim_partner")
+ADD_ONE = "UPDATE marts.{t} SET quantity_kg = quantity_kg + 1 WHERE month = $month"
+# dbt rewrites the growth metrics of the months after the rebuilt one, through December of the next year
+ADD_ONE_FROM = "UPDATE marts.{t} SET quantity_kg = quantity_kg + 1 WHERE month >= $month"
+
+
+def test_parquet_exports_rewrite_what_was_built_since(served, instance):
+    out = served.parent / "export"
+    first = _export(instance)  # never materialised: everything
+    assert first["files_kept_unchanged"] == 0
+    assert (out / "fct_exports_monthly.parquet" / "year=2024").is_dir()
+    stamps = _stamps(out)
+
+    nothing = _export(instance)  # nothing built since
+    assert nothing["files_written"] == 0 and nothing["files_kept_unchanged"] == first["files_written"]
+    assert _stamps(out) == stamps
+
+    # one month built (2024-11): its year of the facts, its year and the next of the growth metrics
+    _dbt_run(instance, served, "2024-11", {FCT: ADD_ONE.format(t="fct_exports_monthly"),
+                                           GROWTH: ADD_ONE_FROM.format(t="export_growth_monthly")})
+    one_month = _export(instance)
+    assert _rewritten(out, stamps) == ["export_growth_monthly.parquet/year=2024", "export_growth_monthly.parquet/year=2025",
+                                       "fct_exports_monthly.parquet/year=2024"]
+    assert one_month["files_kept_unchanged"] == first["files_written"] - one_month["files_written"]
+
+    # an unpartitioned mart built: its file only
+    stamps = _stamps(out)
+    _dbt_run(instance, served, None, {DIM_PARTNER: "UPDATE marts.dim_partner SET partner_name_en = upper(partner_name_en)"})
+    _export(instance)
+    assert _rewritten(out, stamps) == ["dim_partner.parquet"]
+
+    # what was kept and what was written are the marts as they are now
+    stamps = _stamps(out)
+    con = duckdb.connect(str(served), read_only=True)
+    try:
+        _assert_round_trip(con, export_marts(con, out, {}, partition_threshold_rows=20))
+    finally:
+        con.close()
+    assert _stamps(out) == stamps
+    _no_temp_files(out)
+
+
+def test_parquet_exports_write_missing_outputs_and_everything_for_a_new_writer(served, instance):
+    from dagster import map_asset_specs
+
+    from dagster_project.defs.serving.exports import parquet_exports
+
+    out = served.parent / "export"
+    _export(instance)
+    stamps = _stamps(out)
+    shutil.rmtree(out / "fct_exports_monthly.parquet")
+    (out / "dim_partner.parquet").unlink()
+    _export(instance)
+    assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2024",
+                                       "fct_exports_monthly.parquet/year=2025"]
+
+    stamps = _stamps(out)
+    new_writer = map_asset_specs(lambda spec: spec.replace_attributes(code_version="another writer"), [parquet_exports])
+    written = _export(instance, new_writer)
+    assert written["files_kept_unchanged"] == 0
+    assert not set(_stamps(out).items()) & set(stamps.items())
+
+
+# ---------------------------------------------------------------------------------------
+# charts, through Dagster: drawn again only when what they show changed
+
+REPORT_OP = "serving__analyst_report"
+
+
+def _report(instance, assets=None) -> dict:
+    from dagster_project.defs.serving.report import analyst_report
+
+    return _metadata(_materialize(assets or [analyst_report], instance), REPORT_OP)
+
+
+def _report_files(served: Path) -> dict[str, tuple[bytes, int]]:
+    report = served.parent / "report"
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(report.iterdir())}
+
+
+def test_unchanged_inputs_keep_the_files(served, instance):
+    first = _report(instance)
+    assert first["rendered"] is True
+    files = _report_files(served)
+    assert sorted(files) == sorted([REPORT_HTML, REPORT_JSON, "partners_85051110.png", "world_85051110.png"])
+    record = json.loads(files[REPORT_JSON][0])
+    assert record["headline"] == first["headline"] and set(record["files"]) == {REPORT_HTML, "partners_85051110.png", "world_85051110.png"}
+
+    again = _report(instance)
+    assert again["rendered"] is False and again["headline"] == first["headline"]
+    assert _report_files(served) == files
+
+    # a build of other marts: kept
+    _dbt_run(instance, served, None, {DIM_PARTNER: "SELECT 1"})
+    assert _report(instance)["rendered"] is False
+    assert _report_files(served) == files
+
+
+def test_changed_data_draws_again(served, instance):
+    first = _report(instance)
+    world_png = served.parent / "report" / "world_85051110.png"
+    png = world_png.read_bytes()
+    _dbt_run(instance, served, "2025-12", {GROWTH: "UPDATE marts.export_growth_monthly SET quantity_kg = quantity_kg * 2 "
+                                                   "WHERE partner_iso3 = 'WLD' AND month = $month AND hs8 = '85051110'"})
+    second = _report(instance)
+    assert second["rendered"] is True and world_png.read_bytes() != png
+    assert second["headline"]["world_t"] == pytest.approx(2 * first["headline"]["world_t"])
+    assert _report(instance)["rendered"] is False
+
+
+@pytest.mark.parametrize("damage", ["remove_png", "edit_html", "remove_record", "corrupt_record"])
+def test_missing_or_edited_files_draw_again(served, instance, damage):
+    report = served.parent / "report"
+    _report(instance)
+    if damage == "remove_png":
+        (report / "partners_85051110.png").unlink()
+    elif damage == "edit_html":
+        (report / REPORT_HTML).write_text((report / REPORT_HTML).read_text() + "<!-- edited -->")
+    elif damage == "remove_record":
+        (report / REPORT_JSON).unlink()
+    else:
+        (report / REPORT_JSON).write_text("{not json")
+    assert _report(instance)["rendered"] is True
+    for name in ("world_85051110.png", "partners_85051110.png", REPORT_HTML, REPORT_JSON):
+        assert (report / name).exists()
+    assert "<!-- edited -->" not in (report / REPORT_HTML).read_text()
+    assert _report(instance)["rendered"] is False
+
+
+def test_a_new_renderer_draws_again(served, instance):
+    from dagster import map_asset_specs
+
+    from dagster_project.defs.serving.report import analyst_report
+
+    _report(instance)
+    assert analyst_report.code_versions_by_key[analyst_report.key] == renderer_version()
+    new_renderer = map_asset_specs(lambda spec: spec.replace_attributes(code_version="another renderer"), [analyst_report])
+    assert _report(instance, new_renderer)["rendered"] is True
+
+
+def test_charts_module_does_not_import_matplotlib():
+    import subprocess
+
+    code = ("import sys, dagster_project.lib.serving.charts, dagster_project.defs.serving.report; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------
+# a real build, then one month more
+
+
+@pytest.mark.xfail(strict=False, reason="needs the transform change's dbt assets and build planning (lead, in progress)")
+def test_a_one_month_build_rewrites_that_year_of_the_exports_only(tmp_path, monkeypatch):
+    from dagster import AssetKey, DagsterInstance
+
+    from dagster_project.defs.jobs import INGEST_KEYS, build_in_process
+    from dagster_project.defs.partitions import range_tags
+    from dagster_project.definitions import defs
+    from dagster_project.lib.months import key_month
+    from gacc_files import copy_sample
+
+    from conftest import make_workspace
+
+    ws = make_workspace(tmp_path)
+    monkeypatch.setenv("CUSTOMS_LANDING_DIR", str(ws.landing))
+    monkeypatch.setenv("WAREHOUSE_PATH", str(ws.warehouse))
+    copy_sample(ws.landing, months=[f"2024{m:02d}" for m in range(1, 13)] + [f"2025{m:02d}" for m in range(1, 12)])
+    job, graph = defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph()
+    out = ws.warehouse.parent / "export"
+    with DagsterInstance.ephemeral() as instance:
+        assert build_in_process(job, graph, instance).success
+        # the large marts as one directory per year
+        assert job.get_subset(asset_selection={AssetKey(["serving", "parquet_exports"])}).execute_in_process(
+            instance=instance, run_config=SMALL_PARTS).success
+        assert (out / "fct_exports_monthly.parquet" / "year=2024").is_dir()
+        stamps = _stamps(out)
+
+        # December arrives: one run of its month, as a user launches it from the UI
+        copy_sample(ws.landing, months=["202512"])
+        assert job.get_subset(asset_selection=set(INGEST_KEYS), asset_check_selection=set()).execute_in_process(
+            instance=instance).success
+        rest = {k for k in graph.materializable_asset_keys if k not in INGEST_KEYS}
+        month = key_month("2025-12")
+        assert job.get_subset(asset_selection=rest).execute_in_process(
+            instance=instance, run_config=SMALL_PARTS, tags=range_tags(month, month)).success
+    rewritten = _rewritten(out, stamps)
+    assert "fct_exports_monthly.parquet/year=2025" in rewritten
+    assert "fct_exports_monthly.parquet/year=2024" not in rewritten
+    assert "export_growth_monthly.parquet/year=2024" not in rewritten
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        assert con.execute(f"SELECT max(month) FROM read_parquet('{out}/fct_exports_monthly.parquet/**/*.parquet')"
+                           ).fetchone()[0].isoformat() == "2025-12-01"
+        for table in ("fct_exports_monthly", "export_growth_monthly"):
+            exported = f"read_parquet('{out}/{table}.parquet/**/*.parquet', hive_partitioning = true)"
+            assert _digest(con, f"(SELECT * EXCLUDE (year) FROM {exported})") == _digest(con, f"marts.{table}"), table
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------
 # dbt docs
 
 TEMPLATE = (
@@ -347,33 +723,3 @@ def test_build_static_docs_needs_both_documents(tmp_path):
     with pytest.raises(FileNotFoundError, match="catalog.json"):
         build_static_docs(target, tmp_path / "site")
     assert not (tmp_path / "site").exists()
-
-
-def test_export_marts_rewrites_only_what_changed(ro, warehouse, tmp_path):
-    """Unchanged tables and years are kept (their files untouched); a changed year is rewritten."""
-    out = tmp_path / "parquet"
-    first = export_marts(ro, out, partition_threshold_rows=20)
-    assert all(i.reused == 0 for i in first.values())
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()}
-
-    again = export_marts(ro, out, partition_threshold_rows=20)
-    assert all(i.reused == i.files for i in again.values())
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()} == stamps
-
-    # change one row of 2025 in a copy of the warehouse: only fct_exports_monthly's year=2025 is rewritten
-    copy = tmp_path / "changed.duckdb"
-    shutil.copyfile(warehouse, copy)
-    con = duckdb.connect(str(copy))
-    try:
-        con.execute("""UPDATE marts.fct_exports_monthly SET quantity_kg = quantity_kg + 1
-                       WHERE (month, hs8, partner_code) = (SELECT (month, hs8, partner_code) FROM marts.fct_exports_monthly
-                                                            WHERE year(month) = 2025 ORDER BY ALL LIMIT 1)""")
-        changed = export_marts(con, out, partition_threshold_rows=20)
-        after = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p.is_file()}
-        rewritten = sorted(str(p.relative_to(out).parent) for p in after if after[p] != stamps.get(p))
-        assert rewritten == ["fct_exports_monthly.parquet/year=2025"], rewritten
-        assert changed["fct_exports_monthly"].reused == changed["fct_exports_monthly"].files - 1
-        _assert_round_trip(con, changed)
-    finally:
-        con.close()
-    _no_temp_files(out)

@@ -7,12 +7,10 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from dagster_project.lib.serving import charts
 from dagster_project.lib.serving.dbt_docs import (
     CATALOG_PLACEHOLDER,
     MANIFEST_PLACEHOLDER,
@@ -21,7 +19,6 @@ from dagster_project.lib.serving.dbt_docs import (
     catalog_from_duckdb,
     dbt_docs_template,
 )
-from test_charts_and_exports import _tiny_warehouse
 
 # ---------------------------------------------------------------------------------------
 # the catalog, from DuckDB
@@ -123,95 +120,6 @@ def test_build_docs_site_writes_a_page_that_opens_from_disk(catalog_db, tmp_path
     catalog = json.loads((tmp_path / "site" / "catalog.json").read_text())
     assert catalog["nodes"]["model.customs.fct"]["columns"]["hs8"]["comment"] == "HS code, 8 digits"
     assert not [p.name for p in (tmp_path / "site").iterdir() if p.name.startswith(".")]
-
-
-# ---------------------------------------------------------------------------------------
-# charts: drawn again only when their inputs change
-
-
-@pytest.fixture
-def magnets(tmp_path):
-    return _tiny_warehouse(tmp_path / "wh.duckdb")
-
-
-def _render(path: Path, out: Path, **kwargs):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return charts.render_report(con, out, **kwargs)
-    finally:
-        con.close()
-
-
-def _no_drawing(monkeypatch):
-    def fail(*_args, **_kwargs):
-        raise AssertionError("drew a chart although its inputs did not change")
-
-    monkeypatch.setattr(charts, "_save_png", fail)
-
-
-def test_unchanged_inputs_keep_the_files(magnets, tmp_path, monkeypatch):
-    out = tmp_path / "report"
-    first = _render(magnets, out)
-    assert first.rendered and (out / charts.REPORT_JSON).exists()
-    record = json.loads((out / charts.REPORT_JSON).read_text())
-    assert record["headline"] == first.headline and set(record["files"]) == {p.name for p in first.paths}
-    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in first.paths}
-
-    with monkeypatch.context() as m:
-        _no_drawing(m)
-        again = _render(magnets, out)
-    assert not again.rendered and again.headline == first.headline
-    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in again.paths} == before
-
-    assert _render(magnets, out, reuse=False).rendered  # forced
-
-
-def test_changed_data_draws_again(magnets, tmp_path):
-    out = tmp_path / "report"
-    first = _render(magnets, out)
-    png = first.world_png.read_bytes()
-    con = duckdb.connect(str(magnets))
-    con.execute("UPDATE marts.export_growth_monthly SET quantity_kg = quantity_kg * 2 "
-                "WHERE partner_iso3 = 'WLD' AND month = DATE '2025-12-01' AND hs8 = '85051110'")
-    con.close()
-    second = _render(magnets, out)
-    assert second.rendered and second.world_png.read_bytes() != png
-    assert second.headline["world_t"] == pytest.approx(2 * first.headline["world_t"])
-
-
-@pytest.mark.parametrize("damage", ["remove_png", "edit_html", "remove_record", "corrupt_record"])
-def test_missing_or_edited_files_draw_again(magnets, tmp_path, damage):
-    out = tmp_path / "report"
-    first = _render(magnets, out)
-    if damage == "remove_png":
-        first.partners_png.unlink()
-    elif damage == "edit_html":
-        first.html.write_text(first.html.read_text() + "<!-- edited -->")
-    elif damage == "remove_record":
-        (out / charts.REPORT_JSON).unlink()
-    else:
-        (out / charts.REPORT_JSON).write_text("{not json")
-    second = _render(magnets, out)
-    assert second.rendered
-    for x in first.paths:
-        assert x.exists()
-    assert "<!-- edited -->" not in first.html.read_text()
-
-
-def test_a_new_renderer_draws_again(magnets, tmp_path, monkeypatch):
-    out = tmp_path / "report"
-    _render(magnets, out)
-    real = charts._version
-    monkeypatch.setattr(charts, "_version", lambda dist: "0.0-other" if dist == "matplotlib" else real(dist))
-    assert _render(magnets, out).rendered
-
-
-def test_charts_module_does_not_import_matplotlib(tmp_path):
-    import subprocess
-
-    code = "import sys, dagster_project.lib.serving.charts; print('matplotlib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
-    assert out.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------------------------------

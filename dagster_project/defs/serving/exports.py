@@ -1,25 +1,99 @@
-"""serving/parquet_exports: the marts as Parquet files, for tools that cannot open DuckDB."""
+"""serving/parquet_exports: the marts as Parquet files, for tools that cannot open DuckDB.
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+What to rewrite is read from Dagster's record: the months the monthly dbt assets materialised,
+and the marts materialised, since this asset was last materialised (runs go one at a time,
+dagster.yaml, so nothing is built between that record and the export it describes).
+"""
 
+import datetime as dt
+from typing import Mapping
+
+from dagster import AssetExecutionContext, AssetKey, Config, DagsterInstance, MaterializeResult, MetadataValue, asset
+
+from dagster_project.defs.partitions import last_materialized_at, months_materialized_since
 from dagster_project.defs.resources import WarehouseResource
-from dagster_project.defs.serving.warehouse import served_warehouse
+from dagster_project.defs.serving.warehouse import MART_KEYS, served_warehouse
+from dagster_project.lib.months import contiguous_runs, growth_months
+from dagster_project.lib.serving.parquet_export import WRITER_VERSION, Years
+
+EXPORTS_KEY = AssetKey(["serving", "parquet_exports"])
+
+# The month-partitioned dbt assets. TEMPORARY: to be read from the transform module.
+MONTHLY_KEYS = [
+    AssetKey(["intermediate", "int_customs_facts_history"]),
+    AssetKey(["intermediate", "int_trade_monthly"]),
+    AssetKey(["marts", "fct_exports_monthly"]),
+    AssetKey(["marts", "export_growth_monthly"]),
+    AssetKey(["marts", "export_growth_rare_earths"]),
+]
+# A run records the months of its partition range; these tables also rewrite the growth
+# metrics of the months after them (through December of the next year, lib/months.growth_months).
+GROWTH_TABLES = {"export_growth_monthly", "export_growth_rare_earths"}
+
+
+class ParquetExportConfig(Config):
+    """Tables with more rows than this (and a `month` column) are written as one directory per year."""
+
+    partition_threshold_rows: int = 1_000_000
+
+
+def changed_since_last_export(instance: DagsterInstance, code_version: str | None) -> Mapping[str, Years] | None:
+    """What of each mart changed since the last export (see export_marts); None: everything
+    (never exported, or exported by another version of the writer)."""
+    recorded = instance.get_latest_materialization_code_versions([EXPORTS_KEY]).get(EXPORTS_KEY)
+    if recorded is None or recorded != code_version:
+        return None
+    months = months_materialized_since(instance, MONTHLY_KEYS, EXPORTS_KEY)
+    if months is None:
+        return None
+    since = last_materialized_at(instance, EXPORTS_KEY)
+    monthly = {key.path[-1] for key in MONTHLY_KEYS}
+    changed: dict[str, Years] = {}
+    for key in MART_KEYS:
+        built = last_materialized_at(instance, key)
+        if built is None or built <= since:
+            continue
+        table = key.path[-1]
+        years = _years(months, growth=table in GROWTH_TABLES)
+        # a monthly mart materialised without months recorded (a run without partitions): all of it
+        changed[table] = years if table in monthly and years else None
+    return changed
+
+
+def _years(months: list[dt.date], growth: bool) -> set[int]:
+    if not growth:
+        return {m.year for m in months}
+    return {m.year for first, last in contiguous_runs(months) for m in growth_months(first, last)}
 
 
 @asset(
-    key=["serving", "parquet_exports"],
+    key=EXPORTS_KEY,
     deps=[served_warehouse],
     group_name="serving",
     kinds={"parquet", "duckdb"},
-    description="Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot open DuckDB. Tables and years whose rows did not change are kept as they are.",
+    code_version=WRITER_VERSION,
+    description=(
+        "Every mart as data/export/<table>.parquet (large tables partitioned by year), for tools that cannot "
+        "open DuckDB. Rewrites the marts, and of the large ones the years, that were built since the last "
+        "export (Dagster's record), and any output that is missing."
+    ),
 )
-def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def parquet_exports(
+    context: AssetExecutionContext, config: ParquetExportConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
     from dagster_project.lib.serving.parquet_export import export_marts
 
+    changed = changed_since_last_export(context.instance, context.assets_def.code_versions_by_key[EXPORTS_KEY])
+    if changed is None:
+        context.log.info("no earlier export by this writer in Dagster's record: every table written")
+    else:
+        context.log.info("built since the last export: " + (", ".join(
+            f"{table} ({'all' if years is None else ', '.join(map(str, sorted(years)))})"
+            for table, years in sorted(changed.items())) or "nothing"))
     out_dir = warehouse.settings().outputs_dir / "export"
     con = warehouse.served_reader()
     try:
-        exported = export_marts(con, out_dir)
+        exported = export_marts(con, out_dir, changed, config.partition_threshold_rows)
     finally:
         con.close()
     return MaterializeResult(
@@ -30,10 +104,7 @@ def parquet_exports(context: AssetExecutionContext, warehouse: WarehouseResource
                           for i in exported.values())
             ),
             "dagster/row_count": sum(i.rows for i in exported.values()),
-            # unchanged tables and years are kept: after an increment, only the rebuilt years are written
             "files_written": sum(i.files - i.reused for i in exported.values()),
             "files_kept_unchanged": sum(i.reused for i in exported.values()),
         }
     )
-
-
