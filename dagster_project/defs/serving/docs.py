@@ -1,23 +1,30 @@
-"""serving/dbt_docs: the dbt docs site, from disk."""
+"""serving/dbt_docs: the dbt docs site, one page that opens from disk."""
 
-from pathlib import Path
+import shutil
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.serving.warehouse import served_warehouse
-from dagster_project.defs.transform.dbt_assets import customs_dbt_models, dbt_project
-from dagster_project.lib.settings import dbt_target_dir
+from dagster_project.lib.files import atomic_path
+from dagster_project.lib.warehouse.build_lock import BuildLock
 
+# The served file, opened read-only (the `docs` target of dbt/profiles.yml), not the working copy
+# (`dev`): the docs describe what BI tools read. When this step runs, the publish has just renamed
+# the working copy over the served file and a background process is copying it back, so there is
+# no working copy until that copy is done; waiting for it (wait_for_working_copy: ~20 s at
+# the national size) would only document a copy of the same file, later. Opened for writing, the
+# served file would refuse dbt while a BI tool has it open; read-only, dbt shares it with BI
+# readers and with the background copy.
+DOCS_PROFILE_TARGET = "docs"
 
-def _this_runs_dbt_manifest(run_id: str) -> Path | None:
-    """The manifest this run's `dbt build` wrote, with the SQL of every node it compiled.
-
-    dagster-dbt gives each invocation its own target folder, `<op>-<run id[:7]>-<uuid[:7]>`,
-    under $DBT_TARGET_PATH (default dbt/target).
-    """
-    found = [p for p in dbt_target_dir().glob(f"{customs_dbt_models.op.name}-{run_id[:7]}-*/manifest.json") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+# What `dbt docs generate --static` leaves in its target folder that data/docs publishes: the page
+# with manifest and catalog inlined (it opens from disk; dbt's index.html fetches the JSON, which
+# browsers refuse for file:// pages), and the documents themselves for tools that read dbt's artifacts.
+# dbt inlines the JSON as it is: a "</script>" in a description would end the page's script early
+# (tests/test_dbt_docs_site.py checks that the project has none).
+PUBLISHED = {"manifest.json": "manifest.json", "catalog.json": "catalog.json", "static_index.html": "index.html"}
 
 
 @asset(
@@ -26,53 +33,35 @@ def _this_runs_dbt_manifest(run_id: str) -> Path | None:
     group_name="serving",
     kinds={"dbt", "html"},
     description=(
-        "The dbt docs site (models, columns, descriptions, tests, lineage, SQL) as one static page in "
-        "data/docs/index.html that opens from disk; the catalog comes from the served file's own DuckDB catalog."
+        "The dbt docs site (overview, models, columns, descriptions, tests, lineage, compiled SQL) as one static "
+        "page, data/docs/index.html, that opens from disk: `dbt docs generate --static` on the served file."
     ),
 )
-def dbt_docs_site(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    import hashlib
-    import json
-
-    from dagster_project.lib.serving.dbt_docs import catalog_fingerprint, catalog_from_duckdb, publish_static_docs, read_json_document
-
+def dbt_docs_site(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource) -> MaterializeResult:
     settings = warehouse.settings()
+    if not settings.warehouse_path.exists():
+        raise FileNotFoundError(f"no served warehouse to document ({settings.warehouse_path}): build and publish first")
+    target = settings.dbt_target("docs")
     out_dir = settings.outputs_dir / "docs"
+    # One folder per warehouse, overwritten by each invocation (and holding dbt's partial-parse
+    # state, so only a warehouse's first docs run parses the whole project): two runs documenting
+    # the same warehouse at once take turns rather than write the same files.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with BuildLock(target.with_name(target.name + ".lock")):
+        invocation = dbt.cli(["docs", "generate", "--static", "--target", DOCS_PROFILE_TARGET], target_path=target).wait()
+        manifest = invocation.get_artifact("manifest.json")
+        for name, published in PUBLISHED.items():  # the page last: it is what people open
+            with atomic_path(out_dir / published) as tmp:
+                shutil.copyfile(target / name, tmp)
+
     index = out_dir / "index.html"
-    # What `dbt docs generate` would write, without running it (5-7 s of dbt start-up, parse,
-    # compile and catalog queries): the manifest of this run's dbt build (its compiled SQL
-    # included) or, when this run built no dbt model, the project's manifest; the catalog read
-    # from the served file's DuckDB catalog, as dbt-duckdb reads it.
-    run_manifest = _this_runs_dbt_manifest(context.run.run_id)
-    manifest_path = run_manifest or dbt_project.manifest_path
-    manifest_json, manifest = read_json_document(manifest_path)
-    # A build of some models only (a subset materialized in the UI) compiled only those: such a
-    # manifest replaces the site only when the site is out of date anyway.
-    complete = run_manifest is not None and all(
-        node.get("compiled_code") for node in manifest.get("nodes", {}).values() if node.get("resource_type") == "model"
+    models = sum(1 for node in manifest["nodes"].values() if node["resource_type"] == "model")
+    context.log.info(f"dbt docs of {settings.warehouse_path} written to {index}")
+    return MaterializeResult(
+        metadata={
+            "index": MetadataValue.path(str(index)),
+            "models": models,
+            "sources": len(manifest["sources"]),
+            "size_mb": round(index.stat().st_size / 1e6, 2),
+        }
     )
-    con = warehouse.served_reader()
-    try:
-        catalog = catalog_from_duckdb(con, manifest)
-    finally:
-        con.close()
-    state = {
-        "project_manifest_sha256": hashlib.sha256(dbt_project.manifest_path.read_bytes()).hexdigest(),
-        "catalog_sha256": catalog_fingerprint(catalog),
-    }
-    stamp = out_dir / ".site.json"
-    metadata = {"index": MetadataValue.path(str(index)), "relations": len(catalog["nodes"]), "sources": len(catalog["sources"])}
-    if not complete and index.exists() and stamp.exists() and stamp.read_text() == json.dumps(state):
-        # Keep the site (and the compiled SQL of the build that made it): nothing else it shows changed.
-        context.log.info("dbt docs are up to date with the manifest and the warehouse's catalog")
-        return MaterializeResult(metadata={**metadata, "regenerated": False})
-    publish_static_docs(manifest_json, json.dumps(catalog), out_dir)
-    stamp.write_text(json.dumps(state))
-    (out_dir / ".manifest.sha256").unlink(missing_ok=True)  # the stamp of earlier versions
-    source = (
-        "this run's dbt build" if complete
-        else "this run's dbt build of some models (compiled SQL of those only)" if run_manifest
-        else "the project manifest (no dbt build in this run: no compiled SQL)"
-    )
-    context.log.info(f"dbt docs written to {index} from {source}")
-    return MaterializeResult(metadata={**metadata, "regenerated": True, "manifest": str(manifest_path)})
