@@ -8,12 +8,10 @@ decided from Dagster's record, which small stand-ins of the dbt assets write as 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -21,7 +19,6 @@ import matplotlib.image
 import pytest
 
 from dagster_project.lib.serving.charts import PARTNERS, REPORT_HTML, REPORT_JSON, render_report, renderer_version
-from dagster_project.lib.serving.dbt_docs import CATALOG_PLACEHOLDER, MANIFEST_PLACEHOLDER, build_static_docs, dbt_docs_template
 from dagster_project.lib.serving.parquet_export import export_marts, export_table, quote_ident, quote_literal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -650,76 +647,3 @@ def test_a_one_month_build_rewrites_that_year_of_the_exports_only(tmp_path, monk
             assert _digest(con, f"(SELECT * EXCLUDE (year) FROM {exported})") == _digest(con, f"marts.{table}"), table
     finally:
         con.close()
-
-
-# ---------------------------------------------------------------------------------------
-# dbt docs
-
-TEMPLATE = (
-    "<!doctype html><html><head><title>dbt Docs</title></head><body><script>"
-    f"var n={{manifest:{MANIFEST_PLACEHOLDER},catalog:{CATALOG_PLACEHOLDER}}};"
-    "</script></body></html>\n"
-)
-
-
-def _target(tmp_path: Path, manifest: dict, catalog: dict, index: str | None = TEMPLATE) -> Path:
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    (target / "catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
-    if index is not None:
-        (target / "index.html").write_text(index, encoding="utf-8")
-    return target
-
-
-def _inline_data(page: str) -> dict:
-    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
-    body = re.fullmatch(r"var n=\{manifest:(.*),catalog:(.*)\};", script, re.S)
-    assert body, script[:200]
-    return {"manifest": json.loads(body.group(1)), "catalog": json.loads(body.group(2))}
-
-
-def test_build_static_docs_inlines_json_safely(tmp_path):
-    manifest = {"metadata": {"dbt_version": "1.11"}, "nodes": {"model.x": {"description": "ends </script> here <!-- x"}}}
-    catalog = {"nodes": {"model.x": {"columns": {"a": {"comment": 'quote " and CATALOG.JSON INLINE DATA'}}}}}
-    target = _target(tmp_path, manifest, catalog)
-    index = build_static_docs(target, tmp_path / "site")
-
-    assert index == tmp_path / "site" / "index.html"
-    page = index.read_text(encoding="utf-8")
-    assert page.count("</script>") == 1  # the description cannot close the script early
-    assert _inline_data(page) == {"manifest": manifest, "catalog": catalog}
-    for name in ("manifest.json", "catalog.json"):
-        assert (tmp_path / "site" / name).read_bytes() == (target / name).read_bytes()
-    _no_temp_files(tmp_path / "site")
-
-
-def test_build_static_docs_prefers_fresh_static_index(tmp_path):
-    target = _target(tmp_path, {"nodes": {}}, {"nodes": {}})
-    (target / "static_index.html").write_text("<html>made by dbt docs generate --static</html>", encoding="utf-8")
-    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
-    assert page == "<html>made by dbt docs generate --static</html>"
-
-    # a static page older than the documents is left over from an earlier run: rebuilt instead
-    old = time.time() - 3600
-    os.utime(target / "static_index.html", (old, old))
-    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
-    assert _inline_data(page) == {"manifest": {"nodes": {}}, "catalog": {"nodes": {}}}
-
-
-def test_build_static_docs_falls_back_to_installed_dbt_template(tmp_path):
-    template = dbt_docs_template()
-    if template is None:
-        pytest.skip("dbt-core not installed")
-    target = _target(tmp_path, {"metadata": {}, "nodes": {}}, {"nodes": {}}, index=None)
-    page = build_static_docs(target, tmp_path / "site").read_text(encoding="utf-8")
-    assert MANIFEST_PLACEHOLDER not in page and CATALOG_PLACEHOLDER not in page
-    assert 'manifest:{"metadata": {}, "nodes": {}}' in page
-
-
-def test_build_static_docs_needs_both_documents(tmp_path):
-    target = _target(tmp_path, {"nodes": {}}, {"nodes": {}})
-    (target / "catalog.json").unlink()
-    with pytest.raises(FileNotFoundError, match="catalog.json"):
-        build_static_docs(target, tmp_path / "site")
-    assert not (tmp_path / "site").exists()

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 
 import duckdb
-import pytest
 from conftest import make_workspace
 from dagster import DagsterInstance, RunRequest, build_schedule_context, build_sensor_context
 from gacc_files import copy_sample

@@ -1,7 +1,6 @@
 import json
 
 from dagster import (
-    AssetKey,
     DefaultSensorStatus,
     EventLogEntry,
     RunRequest,
