@@ -23,11 +23,11 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/seeds dbt/tests dbt/snapshots -type f 2>/dev/null) dbt/dbt_project.yml dbt/profiles.yml
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: help install run test dev manifest sample seeds compat bench chaos clean
+.PHONY: help install run test test-fast dev manifest sample seeds compat bench chaos clean
 
 help:
 	@echo "make run     build the warehouse from \$$CUSTOMS_LANDING_DIR (default data/landing) into \$$WAREHOUSE_PATH"
-	@echo "make test    run the tests"
+	@echo "make test    run the tests (make test-fast: the edit loop, without the slow scenarios, daemon and kill tests)"
 	@echo "make dev     Dagster UI on http://127.0.0.1:3000 (DAGSTER_HOST=0.0.0.0 to expose it deliberately)"
 	@echo "make sample  regenerate the bundled sample extracts;  make seeds  rebuild dbt seeds from data/reference/gacc"
 
@@ -59,6 +59,10 @@ run: install $(MANIFEST)
 test: install $(MANIFEST)
 	$(PY) -m pytest
 
+# The edit loop: everything but the multi-build scenarios, the live daemon and the kill harness.
+test-fast: install $(MANIFEST)
+	$(PY) -m pytest -m "not slow and not daemon and not kill"
+
 DAGSTER_HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 dev: install $(MANIFEST)
@@ -82,5 +86,6 @@ chaos: install $(MANIFEST)
 compat: $(VENV)/.synced
 	UV=$(UV) PYTHON=$(PYTHON) scripts/check_bi_compat.sh
 
+# The warehouse and Dagster's record of what is built in it go together.
 clean:
-	rm -rf dbt/target dbt/logs data/warehouse.duckdb* data/export data/report data/docs data/quality
+	rm -rf dbt/target dbt/logs data/warehouse.duckdb* data/export data/report data/docs data/quality data/dagster_home

@@ -1,4 +1,4 @@
-"""The CLI's build lock, the release of dead runs, and the pruning of dbt/target.
+"""The CLI's build lock and the release of dead runs.
 
 A killed `make run` leaves its Dagster run STARTED with the `duckdb_warehouse` pool slot
 claimed. The next build holds $DAGSTER_HOME/cli_build.lock (an flock the kernel drops when its
@@ -23,7 +23,7 @@ import pytest
 from dagster_project import cli
 from dagster_project.defs.resources import DUCKDB_POOL
 from dagster_project.lib.warehouse.build_lock import BuildLock, BuildLockTimeout
-from dagster_project.lib.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from dagster_project.lib.settings import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -215,59 +215,3 @@ def _folder(target: Path, name: str, age_s: float, now: float) -> Path:
     for p in [path / "compiled" / "customs" / "m.sql", path / "compiled" / "customs", path / "compiled", path / "dbt.log", path]:
         os.utime(p, (now - age_s, now - age_s))
     return path
-
-
-def test_prune_keeps_the_newest_invocation_folders_and_everything_else(tmp_path):
-    now = time.time()
-    target = tmp_path / "target"
-    target.mkdir()
-    for name in ("manifest.json", "partial_parse.msgpack", "run_results.json", "semantic_manifest.json"):
-        (target / name).write_text("{}")
-    (target / "compiled").mkdir()
-    (target / "run").mkdir()
-    (target / "notes-abcdef0-1234567.txt").write_text("not a folder")
-    (target / "0123456").write_text("a file with a folder's name")
-    (target / "my-folder").mkdir()
-
-    hours = 3600
-    build = [_folder(target, f"customs_dbt_models-{i:07x}-{i + 100:07x}", (10 - i) * hours, now) for i in range(6)]
-    docs = [_folder(target, f"{i + 0xabc000:07x}", (10 - i) * hours, now) for i in range(5)]
-    other_op = [_folder(target, "some_op-1111111-2222222", 9 * hours, now)]
-    # Old by creation, but dbt is still writing its log: another build's dbt running now.
-    live = _folder(target, "customs_dbt_models-fffffff-eeeeeee", 20 * hours, now)
-    (live / "dbt.log").write_text("still running")
-
-    pruned = cli.prune_dbt_target(target, keep=3, grace_s=hours)
-
-    # Newest by activity: the live folder, then the two youngest builds; three docs folders.
-    removed = {p.name for p in pruned.removed}
-    assert removed == {p.name for p in build[:4] + docs[:2]}
-    untouched = {"manifest.json", "partial_parse.msgpack", "run_results.json", "semantic_manifest.json",
-                 "compiled", "run", "notes-abcdef0-1234567.txt", "0123456", "my-folder"}
-    assert {p.name for p in target.iterdir()} == untouched | {p.name for p in build[4:] + docs[2:] + other_op + [live]}
-    assert pruned.bytes >= 6 * 1000 and pruned.kept == 3 + 3 + 1
-
-    # Keeping none: only the folder written in the last hour (another build's running dbt) stays.
-    pruned = cli.prune_dbt_target(target, keep=0, grace_s=hours)
-    assert {p.name for p in pruned.removed} == {p.name for p in build[4:] + docs[2:] + other_op}
-    assert {p.name for p in target.iterdir()} == untouched | {live.name}
-    assert cli.prune_dbt_target(target, keep=0, grace_s=hours).removed == []
-    assert cli.prune_dbt_target(tmp_path / "absent").removed == []
-
-
-def test_prune_recognises_dagster_dbt_folder_names(monkeypatch, tmp_path):
-    """The names dagster-dbt gives its invocation folders, from the installed DbtCliResource."""
-    from dagster_dbt import DbtCliResource
-
-    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
-    assert cli.dbt_target_dir() == DBT_PROJECT_DIR / "target"
-    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "t"))
-    assert cli.dbt_target_dir() == tmp_path / "t"
-
-    resource = DbtCliResource(project_dir=str(DBT_PROJECT_DIR), dbt_executable=str(Path(sys.executable).with_name("dbt")))
-    bare = resource._get_unique_target_path(context=None)
-    assert bare.parent == tmp_path / "t"
-    assert cli.INVOCATION_DIR.match(bare.name) and cli.INVOCATION_DIR.match(bare.name).group("op") is None
-    # With a context the name is f"{op name}-{run_id[:7]}-{uuid[:7]}" (see _get_unique_target_path).
-    with_context = f"customs_dbt_models-{'0f1e2d3c-aaaa'[:7]}-{bare.name}"
-    assert cli.INVOCATION_DIR.match(with_context).group("op") == "customs_dbt_models"

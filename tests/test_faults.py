@@ -43,7 +43,7 @@ def chaos_report(tmp_path_factory):
                            log=lambda msg: print(msg, flush=True))
 
 
-@pytest.mark.slow
+@pytest.mark.kill
 def test_a_killed_build_leaves_the_served_file_whole_and_the_rerun_converges(chaos_report):
     report = chaos_report
     print(report.summary())
@@ -53,7 +53,7 @@ def test_a_killed_build_leaves_the_served_file_whole_and_the_rerun_converges(cha
     assert all(o.rerun == "ok" and o.rerun_identical for o in report.outcomes)
 
 
-@pytest.mark.slow
+@pytest.mark.kill
 def test_clean_builds_are_deterministic_whatever_the_load_order(chaos_report, sample_build):
     """The CLI's clean build loaded the files newest first; the session's sample build oldest first."""
     reverse = chaos.served_path(chaos_report.workdir / "clean")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import duckdb
+import pytest
 from conftest import make_workspace
 from dagster import AssetKey, AssetMaterialization
 from gacc_files import copy_sample
@@ -18,6 +19,8 @@ from dagster_project.defs.jobs import RAW_LOADS_KEY, plan_from_ingest
 from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS, customs_monthly_models
 from dagster_project.lib.months import key_month
 from dagster_project.lib.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 FCT = AssetKey(["marts", "fct_exports_monthly"])
 US_MARCH = ("SELECT quantity_kg FROM marts.fct_exports_monthly "

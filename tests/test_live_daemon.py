@@ -40,7 +40,7 @@ from dagster_project.defs.transform.dbt_assets import MONTHLY_ASSETS
 from dagster_project.defs.jobs import build_selections
 from dagster_project.lib.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.daemon
 
 LANDING_SENSOR = "landing_files_sensor"  # STOPPED by default
 MONTHS_SENSOR = "build_months_after_ingest"  # RUNNING by default

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 import duckdb
+import pytest
 from conftest import make_workspace
 from dagster import DagsterInstance, RunRequest, build_schedule_context, build_sensor_context
 from gacc_files import copy_sample
@@ -43,6 +44,7 @@ def _partitions(result) -> dict[str, set]:
     return out
 
 
+@pytest.mark.slow
 def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(workspace):
     copy_sample(workspace.landing, months=[f"2024{m:02d}" for m in range(1, 13)] + [f"2025{m:02d}" for m in range(1, 7)])
     assert workspace.build().success  # a clean full build
@@ -103,6 +105,7 @@ def _execute(request: RunRequest, instance, job):
     return subset.execute_in_process(instance=instance, run_config=request.run_config, tags=request.tags, raise_on_error=False)
 
 
+@pytest.mark.slow
 def test_the_sensors_ingest_then_build_the_months_touched_as_the_cli_does(tmp_path, monkeypatch):
     sensor_ws = make_workspace(tmp_path / "sensor")
     cli_ws = make_workspace(tmp_path / "cli")

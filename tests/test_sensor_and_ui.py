@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from dagster_project.defs.sensors import landing_files_sensor
@@ -55,6 +56,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.daemon
 def test_the_ui_serves_the_asset_graph_with_checks(tmp_path):
     port = _free_port()
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path))

@@ -17,6 +17,7 @@ import duckdb
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
 from dagster_project.defs.partitions import months_built_at, range_tags
+from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.transform.dbt_assets import (
     BUILT_FROM_THE_PROJECT,
     MONTHLY_KEYS,
@@ -44,8 +45,9 @@ PLAN_METADATA = "build_plan"  # on raw/customs_loads: what the runs after this i
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """What the runs after an ingest build: ranges of months, and the unpartitioned dbt models
-    that must be rebuilt although no load changed them (new SQL, never built, relation missing)."""
+    """What the runs after an ingest build: ranges of months, and the assets made from the project's
+    files alone that must be rebuilt although no load changed them (dbt models and the docs: new
+    code version, never built, relation missing)."""
 
     ranges: tuple[tuple[dt.date, dt.date], ...] = ()
     project_keys: frozenset[AssetKey] = frozenset()
@@ -121,7 +123,9 @@ def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> Bui
 
     absent = set(missing_relations(con, [_relation(k) for k in BUILT_FROM_THE_PROJECT]))
     absent_keys = {k for k in BUILT_FROM_THE_PROJECT if _relation(k) in absent}
-    return BuildPlan(ranges, frozenset(stale | never | absent_keys), because if months else None)
+    # the docs show the project: regenerated when the dbt manifest changed (their code version)
+    docs_stale, docs_never = _code_versions(instance, dbt_docs_site, dbt_docs_site.keys)
+    return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never), because if months else None)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     gate = set(quality_gate.check_keys)
     dbt_keys = MONTHLY_KEYS | frozenset(customs_dbt_models.keys)
     after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in dbt_keys and k not in INGEST_KEYS}
+    after_dbt -= set(dbt_docs_site.keys) - plan.project_keys  # the docs only when the project changed
 
     def checks_of(assets) -> frozenset:
         return frozenset(k for k in asset_graph.asset_check_keys if k.asset_key in assets and k not in gate)
@@ -149,7 +154,7 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     runs = list(plan.ranges) or [None]
     steps = []
     for i, key_range in enumerate(runs):
-        assets = set(plan.project_keys) if i == 0 else set()
+        assets = set(plan.project_keys & dbt_keys) if i == 0 else set()
         if key_range is not None:
             assets |= MONTHLY_KEYS
         checks = checks_of(assets)

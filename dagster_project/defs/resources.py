@@ -49,7 +49,7 @@ def prefetch_imports(step_keys: list[str] | None) -> threading.Thread | None:
         # sqlalchemy's inspect() meanwhile and failed with "partially initialized module
         # 'sqlalchemy.orm.exc'" when a run's first step claimed its pool slot at once (the runs
         # after the ingest run). Import sqlalchemy.orm here first (~0.1 s), in this thread.
-        import sqlalchemy.orm  # noqa: F401
+        import sqlalchemy.orm  # noqa: F401 - imported for its side effect, here in this thread
     thread = threading.Thread(target=_import_quietly, args=(names,), name="prefetch-imports", daemon=True)
     thread.start()
     return thread

@@ -1,5 +1,7 @@
 """serving/dbt_docs: the dbt docs site, one page that opens from disk."""
 
+import hashlib
+import json
 import shutil
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -7,6 +9,7 @@ from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.serving.warehouse import served_warehouse
+from dagster_project.defs.transform.dbt_assets import dbt_project
 from dagster_project.lib.files import atomic_path
 from dagster_project.lib.warehouse.build_lock import BuildLock
 
@@ -27,8 +30,18 @@ DOCS_PROFILE_TARGET = "docs"
 PUBLISHED = {"manifest.json": "manifest.json", "catalog.json": "catalog.json", "static_index.html": "index.html"}
 
 
+def _project_version() -> str:
+    """What the docs show, as a code version: the dbt manifest without the metadata of its parse
+    (a parse's time and id change every time `dagster dev` starts). A build regenerates the
+    docs when this differs from their last materialisation's (defs/jobs.py)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    manifest.pop("metadata", None)
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @asset(
     key=["serving", "dbt_docs"],
+    code_version=_project_version(),
     deps=[served_warehouse],
     group_name="serving",
     kinds={"dbt", "html"},

@@ -12,20 +12,13 @@ from dagster import AssetExecutionContext, AssetKey, Config, DagsterInstance, Ma
 
 from dagster_project.defs.partitions import last_materialized_at, months_materialized_since
 from dagster_project.defs.resources import WarehouseResource
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
 from dagster_project.defs.serving.warehouse import MART_KEYS, served_warehouse
 from dagster_project.lib.months import contiguous_runs, growth_months
 from dagster_project.lib.serving.parquet_export import WRITER_VERSION, Years
 
 EXPORTS_KEY = AssetKey(["serving", "parquet_exports"])
 
-# The month-partitioned dbt assets. TEMPORARY: to be read from the transform module.
-MONTHLY_KEYS = [
-    AssetKey(["intermediate", "int_customs_facts_history"]),
-    AssetKey(["intermediate", "int_trade_monthly"]),
-    AssetKey(["marts", "fct_exports_monthly"]),
-    AssetKey(["marts", "export_growth_monthly"]),
-    AssetKey(["marts", "export_growth_rare_earths"]),
-]
 # A run records the months of its partition range; these tables also rewrite the growth
 # metrics of the months after them (through December of the next year, lib/months.growth_months).
 GROWTH_TABLES = {"export_growth_monthly", "export_growth_rare_earths"}
