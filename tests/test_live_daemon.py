@@ -36,8 +36,10 @@ from test_quality_gate import marts_hash
 from test_sensor_and_ui import _free_port
 
 from dagster_project.definitions import defs
-from dagster_project.defs.transform.dbt_assets import MONTHLY_ASSETS
-from dagster_project.defs.jobs import build_selections
+from dagster_project.defs.jobs import INGEST_KEYS
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
+
+MONTHLY_ASSETS = {k.to_user_string() for k in MONTHLY_KEYS}
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.daemon
@@ -369,7 +371,7 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
         # 4. the same range with everything after the ingest selected (the asset graph, select
         #    all, Materialize): the daemon runs the unpartitioned models before and after the
         #    months, then the checks and the publish; every asset is materialised
-        everything = sorted(k.to_user_string() for k in build_selections(defs.resolve_asset_graph())[0])
+        everything = sorted(k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys if k not in INGEST_KEYS)
         whole_id = _launch_backfill(dev, everything, BACKFILL_MONTHS)
         whole_runs = _wait_for_backfill(dev, whole_id)
         whole_ids = {r.run_id for r in whole_runs}
@@ -407,11 +409,11 @@ def test_the_daemon_ingests_new_downloads_and_builds_the_months_they_touch(tmp_p
     monkeypatch.setenv("WAREHOUSE_PATH", str(cli.warehouse))
     copy_sample(cli.landing, months=FIRST_MONTHS)
     first_cli = cli.build()
-    assert first_cli.success and [(r.start, r.end) for r in first_cli.ranges] == [(first_keys[0], first_keys[-1])]
+    assert first_cli.success and [(f"{a:%Y-%m}", f"{b:%Y-%m}") for a, b in first_cli.plan.ranges] == [(first_keys[0], first_keys[-1])]
     assert marts_hash(cli.warehouse, figures_only=True) == live_first_hash
     copy_sample(cli.landing, months=[NEW_MONTH])
     second_cli = cli.build()
-    assert second_cli.success and [(r.start, r.end) for r in second_cli.ranges] == [(_key(NEW_MONTH), _key(NEW_MONTH))]
+    assert second_cli.success and [(f"{a:%Y-%m}", f"{b:%Y-%m}") for a, b in second_cli.plan.ranges] == [(_key(NEW_MONTH), _key(NEW_MONTH))]
     assert marts_hash(cli.warehouse, figures_only=True) == live_second_hash
 
     print(f"\nlive dagster dev: {live_seconds:.0f} s; runs {first_runs} then {second_runs}, backfills {backfill_ranges}, {len(whole_runs)} runs; "

@@ -20,6 +20,7 @@ from dagster_project.defs.partitions import months_built_at, range_tags
 from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.transform.dbt_assets import (
     BUILT_FROM_THE_PROJECT,
+    DBT_KEYS,
     MONTHLY_KEYS,
     REBUILT_WITH_THE_LOADS,
     customs_dbt_models,
@@ -144,8 +145,7 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     from dagster_project.defs.quality.checks import quality_gate
 
     gate = set(quality_gate.check_keys)
-    dbt_keys = MONTHLY_KEYS | frozenset(customs_dbt_models.keys)
-    after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in dbt_keys and k not in INGEST_KEYS}
+    after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in DBT_KEYS and k not in INGEST_KEYS}
     after_dbt -= set(dbt_docs_site.keys) - plan.project_keys  # the docs only when the project changed
 
     def checks_of(assets) -> frozenset:
@@ -154,7 +154,7 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     runs = list(plan.ranges) or [None]
     steps = []
     for i, key_range in enumerate(runs):
-        assets = set(plan.project_keys & dbt_keys) if i == 0 else set()
+        assets = set(plan.project_keys & DBT_KEYS) if i == 0 else set()
         if key_range is not None:
             assets |= MONTHLY_KEYS
         checks = checks_of(assets)

@@ -3,12 +3,12 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from dagster_project.defs.resources import DUCKDB_POOL, WarehouseResource
-from dagster_project.defs.transform.dbt_assets import customs_dbt_models
+from dagster_project.defs.transform.dbt_assets import DBT_KEYS
 from dagster_project.lib.serving.headline import headline_markdown, headline_rows
 from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.warehouse.database import open_db
 
-MART_KEYS = sorted((k for k in customs_dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path)
+MART_KEYS = sorted((k for k in DBT_KEYS if k.path[0] == "marts"), key=lambda k: k.path)
 
 
 @asset(

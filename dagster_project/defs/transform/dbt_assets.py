@@ -141,6 +141,10 @@ def _dbt_build(
         headline = headline_markdown(headline_rows(con)) if growth_output else ""
     for event in events:
         if isinstance(event, Output):
+            if not succeeded:
+                # A model built beside a failing test or model is not recorded as built: Dagster's
+                # record then sends its months to the next build, which rebuilds and tests them again.
+                continue
             key = context.asset_key_for_output(event.output_name)
             metadata: dict[str, Any] = {}
             if context.assets_def.partitions_def is not None:
