@@ -13,7 +13,7 @@ import duckdb
 import jinja2
 import pytest
 
-from dagster_project.lib.quality.checks import _round4
+from dagster_project.lib.quality.reconciliation_checks import _round4
 
 MACRO = Path(__file__).resolve().parents[1] / "dbt" / "macros" / "rescale_decimal.sql"
 VALUES = ["0", "0.0005", "0.0015", "-0.0015", "1.2345", "-1.2345", "2.0050", "-0.0050", "12345.6789",

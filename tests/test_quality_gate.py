@@ -7,14 +7,25 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
+from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job, instance_for_test
 
 from conftest import Workspace, make_workspace
 from gacc_files import copy_sample
+
+# The dbt tests that check what the GX gate no longer does (one row per month x hs8 x partner;
+# no negative quantity or value): dagster-dbt runs them as asset checks of the fact table.
+FACT_DBT_TESTS = (
+    "unique_combination_fct_exports_monthly_month__hs8__partner_code",
+    "non_negative_fct_exports_monthly_quantity",
+    "non_negative_fct_exports_monthly_quantity_kg",
+    "non_negative_fct_exports_monthly_value_usd",
+    "non_negative_fct_exports_monthly_value_cny",
+)
 
 MARTS = ("fct_exports_monthly", "export_growth_monthly", "dim_partner", "dim_commodity", "dim_month", "fct_exports_cumulative")
 
@@ -54,8 +65,30 @@ def usa_june_line(text: str) -> str:
     return next(line for line in text.split("\r\n") if '"502"' in line and '"85051110"' in line)
 
 
-def run_checks_only(ws: Workspace, names: list[str]):
-    """Run just the quality gate on the current working copy (as the UI's 'Execute checks' does)."""
+@dataclass
+class RecordedWorkspace(Workspace):
+    """A workspace whose builds share one Dagster instance (a DAGSTER_HOME of its own), as `make
+    run` does: Dagster's record of the months built and of the last publish carries over from
+    one build to the next, and the gate reads it."""
+
+    instance: DagsterInstance | None = None
+
+    def build(self, files: list[str] | None = None):
+        from dagster_project.defs.jobs import build_in_process
+        from dagster_project.definitions import defs
+        from dagster_project.lib.settings import Settings
+        from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
+
+        os.environ["CUSTOMS_LANDING_DIR"] = str(self.landing)
+        os.environ["WAREHOUSE_PATH"] = str(self.warehouse)
+        result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), self.instance, files=files)
+        wait_for_working_copy(Settings(landing_dir=self.landing, warehouse_path=self.warehouse))
+        return result
+
+
+def run_checks_only(ws: Workspace, names: list[str], instance: DagsterInstance | None = None, every_month: bool = False):
+    """Run just the quality gate on the current working copy (as the UI's 'Execute checks' does),
+    on `instance` (default: a new one, which has no record of a publish)."""
     from dagster_project import definitions as d
 
     os.environ["CUSTOMS_LANDING_DIR"] = str(ws.landing)
@@ -63,8 +96,17 @@ def run_checks_only(ws: Workspace, names: list[str]):
     keys = [k for k in d.defs.resolve_asset_graph().asset_check_keys if k.name in names]
     job = define_asset_job("checks_only", selection=AssetSelection.checks(*keys))
     defs = Definitions(assets=d.ASSETS, asset_checks=[d.quality_gate], jobs=[job], resources=d.RESOURCES)
+    run_config = {"ops": {"quality_gate": {"config": {"every_month": every_month}}}}
+    if instance is not None:
+        return defs.resolve_job_def("checks_only").execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
     with DagsterInstance.ephemeral() as instance:
-        return defs.resolve_job_def("checks_only").execute_in_process(instance=instance, raise_on_error=False)
+        return defs.resolve_job_def("checks_only").execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+
+
+def months_checked(result, check_name: str) -> str:
+    """The months the gate says (in Dagster's record of the check) it looked at for `check_name`."""
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == check_name]
+    return evaluation.metadata["months_checked"].value
 
 
 def tamper(ws: Workspace, sql: str) -> None:
@@ -75,26 +117,40 @@ def tamper(ws: Workspace, sql: str) -> None:
         con.close()
 
 
+def revise_march(landing: Path) -> None:
+    """A revised March release: $10,000 more of magnets to the US (a plausible revision)."""
+    march = landing / "exports" / "gacc_exports_202503.csv"
+    edit_sample_file(march, lambda t: t.replace('"United States","27,680,329"', '"United States","27,690,329"', 1))
+
+
 @pytest.fixture(scope="module")
-def good_build(tmp_path_factory) -> Workspace:
-    ws = make_workspace(tmp_path_factory.mktemp("gate"))
-    copy_sample(ws.landing)
-    result = ws.build()
-    assert result.success
-    ws.last_run_id = result.run_id
-    return ws
+def good_build(tmp_path_factory) -> RecordedWorkspace:
+    root = tmp_path_factory.mktemp("gate")
+    (root / "dagster_home").mkdir()
+    with instance_for_test(temp_dir=str(root / "dagster_home"), set_dagster_home=False) as instance:
+        ws = RecordedWorkspace(**vars(make_workspace(root)), instance=instance)
+        copy_sample(ws.landing)
+        result = ws.build()
+        assert result.success
+        ws.last_run_id = result.run_id
+        yield ws
 
 
 def test_the_sample_passes_every_check(good_build):
     results = check_rows(good_build, good_build.last_run_id)
     gx_checks = {name for name in results if not name.startswith("dbt:")}
-    assert len(gx_checks) == 15
+    assert len(gx_checks) == 13
+    # checked once: by dbt, not again by the gate
+    assert not gx_checks & {"fact_keys_unique", "quantities_and_values_not_negative"}
     failed = {name: r for name, r in results.items() if not r[1]}
     assert failed == {}
     # the first build is a full one: every month checked
     assert all(r[2].endswith("months checked: all months") or r[2].endswith("months checked: not by month")
                for name, r in results.items() if name in gx_checks)
     assert any(name.startswith("dbt:") for name in results)  # dbt tests are recorded too
+    dbt_runs = [r for r in good_build.query("SELECT check_name, severity, passed FROM audit.check_results WHERE check_name LIKE 'dbt:%'")]
+    assert {(name[4:], severity, passed) for name, severity, passed in dbt_runs if name[4:] in FACT_DBT_TESTS} == {
+        (name, "ERROR", True) for name in FACT_DBT_TESTS}
     assert (good_build.warehouse.parent / "quality" / "index.html").exists()  # GX data docs
 
 
@@ -123,10 +179,14 @@ def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_buil
         # the build was incremental: the gate checked the month rebuilt (with its trailing window)
         assert "months checked: 2025-06, against the trailing 12 months (2024-07..2025-06)" in served["unit_value_not_extreme"][2]
         assert "months checked: 2025-06" in served["rows_and_totals_reconcile_raw_staging_fact"][2]
-        # a run with nothing new to build checks the months no gate has passed yet: still blocked
+        assert months_checked(result.runs[-1], "unit_value_not_extreme") == "2025-06, against the trailing 12 months (2024-07..2025-06)"
+        # a run with nothing new to build checks the months built since the last publish: June
+        # again (its gate failed, so nothing was published), still blocked
         again = ws.build()
         assert not again.success
-        assert check_rows(ws, again.run_id)["unit_value_not_extreme"][:2] == ("ERROR", False)
+        served = check_rows(ws, again.run_id)
+        assert served["unit_value_not_extreme"][:2] == ("ERROR", False)
+        assert served["rows_and_totals_reconcile_raw_staging_fact"][2].endswith("months checked: 2025-06")
         assert marts_hash(ws.warehouse) == before
     finally:
         june.write_bytes(original)
@@ -134,6 +194,33 @@ def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_buil
     # the good file again is the latest release: the same figures, from a new load
     result = ws.build()
     assert result.success and marts_hash(ws.warehouse, figures_only=True) == figures_before
+    assert check_rows(ws, result.run_id)["rows_and_totals_reconcile_raw_staging_fact"][2].endswith("months checked: 2025-06")
+
+
+def test_after_a_publish_the_gate_checks_the_months_built_and_no_other(good_build):
+    ws = good_build
+    revise_march(ws.landing)
+    result = ws.build()
+    assert result.success
+    assert [r.dagster_run.tags.get("dagster/asset_partition_range_start") for r in result.runs[1:]] == ["2025-03"]
+    served = check_rows(ws, result.run_id)
+    assert all(passed for _, passed, _ in served.values())
+    # March alone (with the months around it each check needs), not June's revision published before
+    assert served["rows_and_totals_reconcile_raw_staging_fact"][2].endswith("months checked: 2025-03")
+    assert served["unit_value_not_extreme"][2].endswith("months checked: 2025-03, against the trailing 12 months (2024-04..2025-03)")
+    # the growth metrics March reaches (MoM, YoY, year to date), as far as months are loaded
+    assert served["partners_sum_to_world"][2].endswith("months checked: growth metrics of 2025-03..2025-12")
+    assert served["all_landing_files_loaded"][2].endswith("months checked: not by month")
+    run = result.runs[-1]
+    assert months_checked(run, "rows_and_totals_reconcile_raw_staging_fact") == "2025-03"
+    assert ws.scalar("SELECT value_usd FROM marts.fct_exports_monthly WHERE month = DATE '2025-03-01' "
+                     "AND hs8 = '85051110' AND partner_code = '502'") == 27_690_329
+    # published: the next gate has nothing by month to check; the gate run alone on request checks everything
+    rerun = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=ws.instance)
+    assert months_checked(rerun, "rows_and_totals_reconcile_raw_staging_fact") == "none (no month rebuilt since the last publish)"
+    everything = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=ws.instance, every_month=True)
+    assert everything.success
+    assert months_checked(everything, "rows_and_totals_reconcile_raw_staging_fact") == "all months"
 
 
 def test_a_partner_total_off_the_world_fails(good_build):
@@ -156,11 +243,11 @@ def test_a_partner_total_off_the_world_fails(good_build):
 def test_a_row_lost_between_staging_and_the_fact_fails(good_build):
     ws = good_build
     tamper(ws, "DELETE FROM marts.fct_exports_monthly WHERE month = DATE '2025-03-01' AND partner_code = '304' AND hs8 = '85051110'")
-    result = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact", "fact_keys_unique"])
+    result = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact", "units_match_declared_unit"])
     assert not result.success
     served = check_rows(ws, result.run_id)
     assert served["rows_and_totals_reconcile_raw_staging_fact"][:2] == ("ERROR", False)
-    assert served["fact_keys_unique"][1] is True
+    assert served["units_match_declared_unit"][1] is True  # a row missing is not a unit error
 
 
 def test_a_duplicated_partner_row_is_rejected_and_reported(workspace):
@@ -231,7 +318,10 @@ def test_an_incremental_gate_sees_a_month_as_the_full_gate_does(sample_build, tm
     import datetime as dt
     import shutil
 
-    from dagster_project.lib.quality import checks as quality
+    from dagster_project.lib.months import months_between
+    from dagster_project.lib.quality.checks import CHECKS
+    from dagster_project.lib.quality.scope import render_full, scope_of
+    from dagster_project.lib.quality.unit_checks import PREPARE, prepare
 
     working = sample_build.warehouse.with_name(sample_build.warehouse.name + ".build")
     copy = tmp_path / "copy.duckdb"
@@ -239,27 +329,63 @@ def test_an_incremental_gate_sees_a_month_as_the_full_gate_does(sample_build, tm
     con = duckdb.connect(str(copy))
     try:
         june = dt.date(2025, 6, 1)
-        growth = tuple(dt.date(2025 + (m > 12), (m - 1) % 12 + 1, 1) for m in range(6, 25))
-        scope = quality.Scope((june,), growth)
+        scope = scope_of(con, [june])
+        # June's growth metrics reach through December of the next year; the sample ends in 2025-12
+        assert scope.months == (june,) and scope.growth_months == tuple(months_between(june, dt.date(2025, 12, 1)))
+        assert scope_of(con, months_between(dt.date(2024, 1, 1), dt.date(2025, 12, 1))) is None  # every month: a full gate
         columns = "month, hs8, partner_code, ratio_to_median, mad_score, months_of_history >= 6"
-        quality.prepare(con, "_unit_values")
+        prepare(con, "_unit_values")
         full = con.execute(f"SELECT {columns} FROM _unit_values WHERE month = DATE '2025-06-01' ORDER BY ALL").fetchall()
-        quality.prepare(con, "_unit_values", scope)
+        prepare(con, "_unit_values", scope)
         scoped = con.execute(f"SELECT {columns} FROM _unit_values ORDER BY ALL").fetchall()
         assert full and scoped == full
         # it reads the month and the 11 before it, no further
-        sql = " ".join(scope.render(statement) for statement in quality.PREPARE["_unit_values"])
+        sql = " ".join(scope.render(statement) for statement in PREPARE["_unit_values"])
         assert "date '2024-07-01'" in sql and "date '2024-06-01'" not in sql
         # the reconciliation over June alone, the world totals over the growth months rebuilt
         for name in ("rows_and_totals_reconcile_raw_staging_fact", "partners_sum_to_world"):
-            check = next(c for c in quality.CHECKS if c.name == name)
+            check = next(c for c in CHECKS if c.name == name)
             frame = con.execute(scope.render(check.population_sql)).df()
             diffs = frame[[c for c in frame.columns if c.endswith("_diff")]]
             assert len(frame) and (diffs.max().max() <= 0.01) and frame["codes" if "codes" in frame else "keys"].min() >= 1
-            assert len(frame) < len(con.execute(quality.render_full(check.population_sql)).fetchall())
+            assert len(frame) < len(con.execute(render_full(check.population_sql)).fetchall())
         # a row per month for the growth months rebuilt, not one per code and month
-        check = next(c for c in quality.CHECKS if c.name == "partners_sum_to_world")
+        check = next(c for c in CHECKS if c.name == "partners_sum_to_world")
         months = con.execute(scope.render(check.population_sql)).df()["month"]
-        assert len(months) == months.nunique() and set(months.dt.date) == {m for m in growth if m.year == 2025}
+        assert len(months) == months.nunique() and set(months.dt.date) == set(scope.growth_months)
     finally:
         con.close()
+
+
+def test_the_dbt_tests_catch_what_the_gate_no_longer_checks(sample_build, tmp_path):
+    """A duplicated fact key and a negative quantity fail the fact table's dbt tests (error
+    severity: the dbt build fails and nothing is published), over the months built."""
+    import shutil
+
+    from dagster_project.lib.settings import DBT_PROJECT_DIR, dbt_executable
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(sample_build.warehouse.with_name(sample_build.warehouse.name + ".build"), f"{warehouse}.build")
+    con = duckdb.connect(f"{warehouse}.build")
+    try:
+        con.execute("INSERT INTO marts.fct_exports_monthly SELECT * FROM marts.fct_exports_monthly "
+                    "WHERE month = DATE '2025-06-01' AND hs8 = '85051110' AND partner_code = '502'")
+        con.execute("UPDATE marts.fct_exports_monthly SET quantity = -1 "
+                    "WHERE month = DATE '2025-05-01' AND hs8 = '85051110' AND partner_code = '502'")
+    finally:
+        con.close()
+
+    def failing_tests(*extra: str) -> set[str]:
+        target = tmp_path / f"target{len(extra)}"
+        subprocess.run(
+            [dbt_executable(), "test", "--select", "fct_exports_monthly,test_type:data", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target), *extra],
+            env={**os.environ, "WAREHOUSE_PATH": str(warehouse)}, capture_output=True, text=True, timeout=300,
+        )
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
+
+    # a build of June tests June: the duplicate fails, May's negative quantity is not June's
+    assert failing_tests("--vars", '{"months": ["2025-06-01"]}') == {FACT_DBT_TESTS[0]}
+    # a build of every month tests every month
+    assert failing_tests() == {FACT_DBT_TESTS[0], "non_negative_fct_exports_monthly_quantity"}

@@ -1,3 +1,7 @@
+"""quality_gate: the GX checks of lib/quality as one Dagster multi-asset check, run after the dbt
+build and before the publish, over the months Dagster's record says were built since the last publish."""
+
+import datetime as dt
 import json
 import re
 
@@ -7,17 +11,27 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    Config,
+    DagsterInstance,
     MetadataValue,
     multi_asset_check,
 )
 
-from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.defs.partitions import months_materialized_since
+from dagster_project.defs.resources import DUCKDB_POOL, WarehouseResource
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
 from dagster_project.lib.quality.audit import record_check_results
-from dagster_project.lib.quality.checks import CHECKS, ERROR, PREPARE, CheckOutcome, QualityCheck, run_checks
+from dagster_project.lib.quality.check_spec import ERROR, QualityCheck
+from dagster_project.lib.quality.checks import CHECKS
+from dagster_project.lib.quality.gx_suites import check_sql, docs_index, run_checks
+from dagster_project.lib.quality.outcome import CheckOutcome
+from dagster_project.lib.quality.scope import Scope, scope_of
 from dagster_project.lib.serving.run_report import current_rejections
 from dagster_project.lib.text_tables import markdown_table
-from dagster_project.defs.resources import DUCKDB_POOL
-from dagster_project.defs.resources import WarehouseResource
+from dagster_project.lib.warehouse import working_copy as wh
+
+# The publish step: it runs only after a gate that passed.
+PUBLISH_KEY = AssetKey(["serving", "warehouse"])
 
 _RELATION = re.compile(r"\b(staging|intermediate|marts|reference)\.(\w+)")
 
@@ -26,7 +40,7 @@ def _reads(check: QualityCheck) -> list[AssetKey]:
     """The dbt tables a check's SQL reads besides the asset it checks: Dagster runs the check
     after they are built in the same run (a run may build the facts, then the tables made from
     them, in steps of their own)."""
-    sql = " ".join([check.population_sql, check.sample_sql or "", *(s for t in check.requires for s in PREPARE[t])])
+    sql = check_sql(check) + " " + (check.sample_sql or "")
     own = AssetKey.from_user_string(check.asset)
     return sorted({AssetKey([schema, table]) for schema, table in _RELATION.findall(sql)} - {own}, key=lambda k: k.path)
 
@@ -52,21 +66,40 @@ def _sample_markdown(outcome: CheckOutcome) -> str:
     return markdown_table(headers, [[row[h] for h in headers] for row in outcome.failing_sample])
 
 
+class QualityGateConfig(Config):
+    """`every_month`: check the whole warehouse, not only the months built since the last publish
+    (e.g. after changing a check, or to re-check from the UI's launchpad)."""
+
+    every_month: bool = False
+
+
+def months_to_check(instance: DagsterInstance) -> list[dt.date] | None:
+    """The months the monthly dbt assets materialised since the last publish (Dagster's record);
+    None when nothing was ever published (every month).
+
+    A publish follows only a gate that passed, so the months of a gate that failed are checked
+    again by the next gate, with whatever was built since.
+    """
+    return months_materialized_since(instance, MONTHLY_KEYS, PUBLISH_KEY)
+
+
 @multi_asset_check(specs=SPECS, pool=DUCKDB_POOL, can_subset=True, name="quality_gate")
-def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+def quality_gate(context: AssetCheckExecutionContext, config: QualityGateConfig, warehouse: WarehouseResource):
     """Great Expectations suites over DuckDB aggregates; results go to the UI, audit.check_results and data docs.
 
-    After an incremental dbt build in the same run, the checks look at the months rebuilt since
-    the last gate that passed (and the months around them each check needs); otherwise, and
-    after a build of every month, at the whole warehouse. Each result says which months.
+    The checks look at the months built since the last publish (and the months around them each
+    check needs), or at the whole warehouse when it was never published, when those months are
+    every month it holds, or when `every_month` is set. Each result says which months.
     """
     settings = warehouse.settings()
     selected = {key.name for key in context.selected_asset_check_keys}
     checks = tuple(c for c in CHECKS if c.name in selected)
     docs_dir = settings.outputs_dir / "quality"
+    months = None if config.every_month else months_to_check(context.instance)
     with warehouse.connect() as con:
-        scope = None  # every month, until the gate reads Dagster's record of the months built
-        context.log.info("quality gate over " + ("every month" if scope is None else f"the months rebuilt: {scope.label()}"))
+        scope: Scope | None = None if months is None else scope_of(con, months)
+        context.log.info("quality gate over " + (
+            "every month" if scope is None else f"the months built since the last publish: {scope.label()}"))
         rejected = current_rejections(con, settings)
         outcomes = run_checks(con, docs_dir=docs_dir, checks=checks, rejected_files=rejected, scope=scope)
         record_check_results(
@@ -78,7 +111,7 @@ def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResour
                 for o in outcomes
             ],
         )
-        blocked = [o for o in outcomes if not o.passed and o.severity == ERROR]
+    blocked = [o for o in outcomes if not o.passed and o.severity == ERROR]
     if blocked:
         # The marts BI reads stay as they were; only the audit tables travel to the served file.
         wh.publish_audit_only(settings)
@@ -99,7 +132,7 @@ def quality_gate(context: AssetCheckExecutionContext, warehouse: WarehouseResour
                 "expectations": MetadataValue.json(o.expectation_results),
                 "population_rows": o.population_rows,
                 "failing_sample": MetadataValue.md(_sample_markdown(o)),
-                "data_docs": MetadataValue.url((docs_dir / "index.html").as_uri()),
+                "data_docs": MetadataValue.url(docs_index(docs_dir).as_uri()),
                 "seconds": round(o.seconds, 3),
                 "months_checked": o.months_checked,
             },
