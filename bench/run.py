@@ -22,8 +22,9 @@ Measured, in order:
   (b) build      `python -m dagster_project.cli build` on the same files, with
                  CUSTOMS_LANDING_DIR / WAREHOUSE_PATH / DAGSTER_HOME in bench/out/<scale>/:
                  wall time, peak RSS of the process tree, per-step durations from the
-                 CLI output, dbt's per-node times (run_results.json); the marts are
-                 compared with the baseline's
+                 CLI output (summed over the build's runs: the ingest, then the months),
+                 dbt's per-node times (run_results.json); the marts are compared with the
+                 baseline's
   (f) checks     the quality_gate step of (b), and each check's own seconds from the
                  run's event log (BENCH_PROBE_CHECKS=1: each population query re-timed)
   (c) ingest     rows/s of the raw_customs_extracts step of (b) vs DuckDB's read_csv on
@@ -32,8 +33,10 @@ Measured, in order:
                  the same files with batching off (every file through the per-file gate);
                  on those files too, probes.py ingest_design: the ingest's statements against
                  a raw table of text, per million rows
-  (d) increment  N years built, then one new month's files added and built again,
-                 for N in the scale's history lengths: incremental / full build time
+  (d) increment  N years built, then one new month's files added and built again, in the
+                 same DAGSTER_HOME (the second build is planned from the first's partition
+                 materialisations, as `make run` is), for N in the scale's history lengths:
+                 incremental / full build time
   (e) overhead   the bundled sample (data/landing, 24 files) through the CLI vs
                  `dbt build` alone on the same warehouse
 
@@ -50,13 +53,11 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,15 +69,16 @@ if VENV_PY.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve()
     os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
 
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(1, str(ROOT))  # dagster_project.lib, to wait for the copy a publish leaves running
+sys.path.insert(1, str(ROOT))  # dagster_project.lib: month arithmetic, the settings of a build
 import generate as gen  # noqa: E402
+from cli_build import PY, cli_build  # noqa: E402
+from measure import Measured, last_json, run_measured  # noqa: E402
+from results_md import gib, steps_table, write_results  # noqa: E402
 
-PY = str(VENV_PY if VENV_PY.exists() else Path(sys.executable))
+from dagster_project.lib.months import add_months, months_between  # noqa: E402
+
 DBT = str(ROOT / ".venv" / "bin" / "dbt")
-GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else shutil.which("time")  # GNU time -v: max RSS
-NEW_MONTH = gen.add_months(gen.LAST_HISTORY_MONTH, 1)
-QUIET_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "False",
-             "PYTHONUNBUFFERED": "1"}
+NEW_MONTH = gen.NEW_MONTH
 
 
 @dataclass(frozen=True)
@@ -95,210 +97,8 @@ SCALES = {
     "full": Scale(None, 10, (2, 5, 10), (None, 2), "10 years x all codes (~50M rows): the issue's national size"),
 }
 
-TARGETS = {
-    "build_vs_baseline": 1.5,
-    "peak_memory_gib": 2.0,
-    "ingest_vs_read_csv": 0.65,
-    "incremental_share": 0.05,
-    "sample_vs_dbt": 2.0,
-}
 
-
-# ----------------------------------------------------------------------------- measuring
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def _tree_rss(root: int, per_process: dict | None = None) -> int:
-    """Summed RSS of `root` and its descendants; `per_process` collects each one's maximum."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    children = _children_map()
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                rss = int(handle.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            continue
-        total += rss
-        if per_process is not None:
-            if pid not in per_process:
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                        args = handle.read().split(b"\0")
-                    name = " ".join(Path(a.decode(errors="replace")).name if i < 2 else a.decode(errors="replace")
-                                    for i, a in enumerate(args[:4]) if a)
-                except OSError:
-                    name = str(pid)
-                per_process[pid] = [name[:60], 0]
-            per_process[pid][1] = max(per_process[pid][1], rss)
-    return total
-
-
-@dataclass
-class Measured:
-    cmd: list[str]
-    returncode: int
-    wall_s: float
-    tree_peak_rss: int
-    max_single_rss: int | None  # GNU time, KiB -> bytes
-    output: str
-    log: Path
-    load: float | None = None  # mean 1-minute load average while it ran (other work on the machine)
-    top_processes: list = field(default_factory=list)  # [(command, max RSS)] largest first
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-def run_measured(cmd: list[str], log: Path, env: dict | None = None, cwd: Path = ROOT, interval: float = 0.1) -> Measured:
-    """Run `cmd`, sampling the RSS of its process tree; stdout+stderr go to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    time_file = log.with_suffix(".time")
-    full = [GNU_TIME, "-v", "-o", str(time_file), *cmd] if GNU_TIME else cmd
-    peak = 0
-    loads: list[float] = []
-    per_process: dict = {}
-    done = threading.Event()
-    with log.open("w") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **QUIET_ENV, **(env or {})})
-
-        def sample():
-            nonlocal peak
-            tick = 0
-            while not done.is_set():
-                peak = max(peak, _tree_rss(proc.pid, per_process))
-                if tick % 10 == 0:
-                    loads.append(os.getloadavg()[0])
-                tick += 1
-                done.wait(interval)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        returncode = proc.wait()
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    single = None
-    if time_file.exists():
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", time_file.read_text())
-        single = int(m.group(1)) * 1024 if m else None
-    load = sum(loads) / len(loads) if loads else None
-    top = sorted((tuple(v) for v in per_process.values()), key=lambda v: -v[1])[:3]
-    return Measured(cmd, returncode, wall, peak, single, log.read_text(errors="replace"), log, load, top)
-
-
-def last_json(output: str) -> dict:
-    for line in reversed(output.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("no JSON line in the output")
-
-
-def parse_duration(text: str) -> float:
-    """Dagster's format_duration: 0.83ms, 533ms, 5.6s, 4m52s, 1h4m."""
-    if text.endswith("ms"):
-        return float(text[:-2]) / 1000
-    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
-    if not m:
-        raise ValueError(text)
-    h, mi, s = m.groups()
-    return int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
-
-
-@dataclass
-class Build:
-    measured: Measured
-    run_id: str | None
-    success: bool
-    reported_s: float | None  # what the CLI prints ("SUCCESS in 50.9 s")
-    steps: dict[str, float] = field(default_factory=dict)
-    engine_s: float | None = None  # "Finished steps in process ... in 40.81s"
-    dbt_nodes: list = field(default_factory=list)  # (unique_id, seconds) from run_results.json
-    dbt_elapsed_s: float | None = None
-    # after the CLI exits: the working copy copied back from the served file by the process
-    # publish starts in the background (the bench waits for it, so no measurement overlaps it)
-    background_copy_s: float | None = None
-    files_hashed: int | None = None  # landing files the ingest read to hash (the others' hashes were kept)
-
-    @property
-    def orchestration_s(self) -> float:
-        """Wall time outside every step: interpreter start, imports, definitions, run start/end, report."""
-        return self.measured.wall_s - sum(self.steps.values())
-
-
-def parse_build(measured: Measured) -> Build:
-    out = measured.output
-    m = re.search(r"Run ([0-9a-f-]{36}): (SUCCESS|FAILURE) in ([\d.]+) s", out)
-    build = Build(measured, m.group(1) if m else None, bool(m and m.group(2) == "SUCCESS"), float(m.group(3)) if m else None)
-    for step, duration in re.findall(r'Finished execution of step "([^"]+)" in (\S+?)\.\s*$', out, re.M):
-        build.steps[step] = build.steps.get(step, 0.0) + parse_duration(duration)
-    for step in re.findall(r'Execution of step "([^"]+)" failed', out):
-        build.steps.setdefault(step, float("nan"))
-    m = re.search(r"(\d+) file\(s\) hashed", out)
-    build.files_hashed = int(m.group(1)) if m else None
-    m = re.search(r"Finished steps in process \(pid: \d+\) in (\S+?)\s*$", out, re.M)
-    build.engine_s = parse_duration(m.group(1)) if m else None
-    # A step whose STEP_SUCCESS line is missing from the output (the last one sometimes is):
-    # from its STEP_START to the end of the steps, to the second (the log's resolution).
-    stamp = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) [+-]\d{4} - dagster - \w+ - .*"
-    ends = re.findall(stamp + r"Finished steps in process", out, re.M)
-    for when, step in re.findall(stamp + r'STEP_START - Started execution of step "([^"]+)"', out, re.M):
-        if step not in build.steps and ends:
-            t0, t1 = (dt.datetime.strptime(x, "%Y-%m-%d %H:%M:%S") for x in (when, ends[-1]))
-            build.steps[step] = (t1 - t0).total_seconds()
-    if build.run_id:
-        results = sorted((ROOT / "dbt" / "target").glob(f"customs_dbt_models-{build.run_id[:7]}*/run_results.json"))
-        if results:
-            data = json.loads(results[-1].read_text())
-            build.dbt_elapsed_s = data.get("elapsed_time")
-            build.dbt_nodes = sorted(((r["unique_id"], r["execution_time"]) for r in data["results"]), key=lambda r: -r[1])
-    return build
-
-
-FREE_DEAD_RUNS = """
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-with DagsterInstance.get() as instance:
-    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])):
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        instance.report_run_failed(run, message="killed (bench/run.py frees its pool slot)")
-"""
-
-
-def cli_build(work: Path, landing: Path, log: Path) -> Build:
-    env = {"CUSTOMS_LANDING_DIR": str(landing), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-           "DAGSTER_HOME": str(work / "dagster_home")}
-    build = parse_build(run_measured([PY, "-m", "dagster_project.cli", "build"], log, env))
-    from dagster_project.lib.settings import Settings
-    from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
-
-    started = time.perf_counter()
-    wait_for_working_copy(Settings(landing_dir=landing, warehouse_path=work / "warehouse.duckdb"))
-    build.background_copy_s = time.perf_counter() - started
-    if build.measured.returncode < 0 or build.run_id is None:
-        # Killed (a signal, not a failed build): Dagster still counts the run as started and keeps
-        # its DuckDB pool slot, so the next build in this DAGSTER_HOME would wait for ever.
-        subprocess.run([PY, "-c", FREE_DEAD_RUNS], env={**os.environ, **QUIET_ENV, **env}, cwd=ROOT,
-                       capture_output=True, timeout=300)
-    return build
+# ----------------------------------------------------------------------------- probes
 
 
 def probe(args: list[str], log: Path) -> tuple[dict, Measured]:
@@ -315,7 +115,7 @@ def link_months(pool: Path, landing: Path, first: dt.date, last: dt.date) -> int
     """Hard-link the pool's files for months first..last into landing/exports (keeps mtimes)."""
     target = landing / "exports"
     target.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{m:%Y%m}" for m in gen.month_range(first, last)}
+    wanted = {f"{m:%Y%m}" for m in months_between(first, last)}
     n = 0
     for src in sorted((pool / "exports").glob("gacc_exports_*.csv")):
         if src.name.split("_")[2] in wanted:
@@ -331,21 +131,13 @@ def landing_stats(landing: Path) -> dict:
     return {"files": len(files), "bytes": sum(f.stat().st_size for f in files)}
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- the machine
 
 
 def _sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def gib(n: float | None) -> str:
-    return "n/a" if n is None else f"{n / 2**30:.2f} GiB"
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("met" if ok else "**MISSED**")
 
 
 def machine() -> dict:
@@ -363,186 +155,6 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "ram_gib": round(ram / 2**30, 1), "cpu": cpu, "python": platform.python_version(),
             "duckdb": duckdb.__version__, "git_head": git, "uncommitted": [d[3:] for d in dirty if d.strip()],
             "load_avg_at_start": os.getloadavg()}
-
-
-def steps_table(build: Build) -> list[str]:
-    total = build.measured.wall_s
-    lines = ["| step | seconds | share of wall |", "|---|---:|---:|"]
-    for step, s in sorted(build.steps.items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {step} | {s:.1f} | {100 * s / total:.0f}% |")
-    lines.append(f"| (outside the steps: start-up, imports, definitions, run bookkeeping, report) | "
-                 f"{build.orchestration_s:.1f} | {100 * build.orchestration_s / total:.0f}% |")
-    return lines
-
-
-def write_results(path: Path, r: dict) -> str:
-    s, m = r["scale"], r["machine"]
-    L: list[str] = []
-    add = L.append
-    now = dt.datetime.now(dt.timezone.utc)
-    knobs = " ".join(f"{k}={v}" for k, v in r.get("env", {}).items())
-    add(f"\n## {now:%Y-%m-%d %H:%M} UTC: BENCH_SCALE={s['name']}" + (f" ({knobs})" if knobs else "") + "\n")
-    add(f"Machine: {m['nproc']} cores (nproc), {m['ram_gib']} GiB RAM, {m['cpu']}; Python {m['python']}, DuckDB {m['duckdb']}; "
-        f"load average at start {', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.  ")
-    add(f"Code measured: git {m['git_head']}" + (f" with uncommitted changes in {', '.join(m['uncommitted'])} "
-        "(other engineers' work in progress in the same tree)" if m["uncommitted"] else "")
-        + (f"; HEAD was {r['git_head_at_end']} at the end (commits landed during the run)"
-           if r.get("git_head_at_end") and r["git_head_at_end"] != m["git_head"] else "") + ".  ")
-    g = r["data"]
-    add(f"Data: {s['note']}. Main set {g['main_rows']:,} rows in {g['main_files']} files ({g['main_bytes'] / 1e6:,.1f} MB GB18030), "
-        f"{g['codes']} HS8 codes x {s['years'] * 12} months ({g['first']}..{g['last']}), {g['code_partners']:,} code-partner pairs; "
-        f"generated (with the extra month {NEW_MONTH:%Y-%m}) in {g['generate_s']:.1f} s ({g['pool_rows'] / g['generate_s']:,.0f} rows/s).\n")
-
-    a, b = r.get("baseline"), r.get("build")
-    add("| measurement | measured | target | ratio / verdict |")
-    add("|---|---|---|---|")
-    if a and b:
-        ratio = b["wall_s"] / a["wall_s"]
-        add(f"| (a) baseline (bench/baseline.py) | {a['wall_s']:.1f} s, peak RSS {gib(a['tree_peak_rss'])} "
-            f"(load avg {a['load'] or 0:.1f}) | floor | |")
-        add(f"| (b) project build (CLI) | {b['wall_s']:.1f} s ({'SUCCESS' if b['success'] else 'FAILURE'}), "
-            f"peak RSS {gib(b['tree_peak_rss'])} (process tree; largest process {gib(b['max_single_rss'])}; "
-            f"load avg {b['load'] or 0:.1f}) | "
-            f"<= {TARGETS['build_vs_baseline']}x baseline | {ratio:.1f}x: {verdict(ratio <= TARGETS['build_vs_baseline'])} |")
-        for x in r.get("baseline_limited") or []:
-            if "error" in x:
-                got = (f"did not finish: {x['error'].split(' (')[0]} in {x.get('failed_in', '?')} after {x['wall_s']:.1f} s"
-                       + (f", {x['spill_peak_bytes'] / 1e9:.1f} GB spilled" if x.get("spill_peak_bytes") else ""))
-                versus = "no floor to compare with"
-            else:
-                got = (f"{x['wall_s']:.1f} s, peak RSS {gib(x['tree_peak_rss'])}, {x['spill_peak_bytes'] / 1e9:.1f} GB "
-                       f"spilled to disk (growth {x['growth_s']:.1f} s)")
-                versus = f"the build is {b['wall_s'] / x['wall_s']:.2f}x of it"
-            add(f"| (a2) baseline with DuckDB memory_limit={x['limit']} | {got} | context (not a target) | {versus} |")
-        top = "; ".join(f"{n} {gib(v)}" for n, v in b.get("top_processes", [])[:2])
-        add(f"| peak memory of the build | {gib(b['tree_peak_rss'])}" + (f" (per process: {top})" if top else "")
-            + f" | < {TARGETS['peak_memory_gib']:.0f} GiB | {verdict(b['tree_peak_rss'] < TARGETS['peak_memory_gib'] * 2**30)} |")
-    c = r.get("ingest")
-    if c:
-        add(f"| (c) ingest, main set (raw_customs_extracts step) | {c['step_rows_per_s']:,.0f} rows/s ({c['rows']:,} rows in "
-            f"{c['step_s']:.1f} s) vs DuckDB read_csv {c['read_csv_rows_per_s']:,.0f} rows/s | >= {TARGETS['ingest_vs_read_csv']:.0%} "
-            f"of read_csv | {c['ratio']:.1%}: {verdict(c['ratio'] >= TARGETS['ingest_vs_read_csv'])} |")
-        cs = c["set"]
-        add(f"| (c) ingest, {cs['files']} files of up to 10,000 rows ({cs['rows']:,} rows; ingest_landing alone) | "
-            f"{c['probe']['rows_per_s']:,.0f} rows/s vs DuckDB read_csv {c['read_csv_set']['grouped']['rows_per_s']:,.0f} rows/s | "
-            f">= {TARGETS['ingest_vs_read_csv']:.0%} of read_csv | {c['set_ratio']:.1%}: "
-            f"{verdict(c['set_ratio'] >= TARGETS['ingest_vs_read_csv'])} |")
-    d = r.get("incremental")
-    if d:
-        shares = [x["share"] for x in d]
-        growing = len(shares) > 1 and d[-1]["incremental_s"] > 1.25 * d[0]["incremental_s"]
-        add(f"| (d) one new month | " + "; ".join(f"{x['years']}y: {x['incremental_s']:.1f} s of {x['full_s']:.1f} s = {x['share']:.0%}"
-                                              for x in d)
-            + f" | <= {TARGETS['incremental_share']:.0%} of the full build at the longest history, flat with history | "
-            # the share is the issue's target at 10 years ("one new month into 10 years of history");
-            # shorter histories show whether the month's own time grows with history (their full
-            # builds are short, so the fixed costs alone are a larger share of them)
-            f"{verdict(shares[-1] <= TARGETS['incremental_share'] and not growing)}"
-            + (" (grows with history)" if growing else "") + " |")
-    e = r.get("sample")
-    if e:
-        add(f"| (e) sample build (24 files) | CLI {e['cli_s']:.1f} s vs `dbt build` alone {e['dbt_s']:.1f} s | "
-            f"<= {TARGETS['sample_vs_dbt']:.0f}x dbt alone | {e['ratio']:.1f}x: {verdict(e['ratio'] <= TARGETS['sample_vs_dbt'])} |")
-    f = r.get("checks")
-    if f and b:
-        add(f"| (f) quality checks | quality_gate step {f['step_s']:.1f} s = {f['step_s'] / b['wall_s']:.0%} of the build | "
-            f"stated | {len(f['probe']['checks'])} checks; failing: {', '.join(f['probe']['failed']) or 'none'} |")
-    add("")
-    if b:
-        add(f"(b) per step, {b['rows']:,} rows (CLI exit {b['returncode']}, the CLI itself reports {b['reported_s']} s):\n")
-        L.extend(b["steps_table"])
-        if b.get("dbt_nodes"):
-            by_type: dict[str, float] = {}
-            for n, t in b["dbt_nodes"]:
-                by_type[n.split(".")[0]] = by_type.get(n.split(".")[0], 0.0) + t
-            models = [(n.split(".")[-1], t) for n, t in b["dbt_nodes"] if n.startswith("model.")]
-            add(f"\ndbt inside the customs_dbt_models step: dbt's own elapsed {b['dbt_elapsed_s']:.1f} s of the step's "
-                f"{b['steps'].get('customs_dbt_models', 0):.1f} s; node time by type (2 threads, so it can exceed elapsed): "
-                + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
-                + "; slowest models: " + ", ".join(f"{n} {t:.1f} s" for n, t in models[:6]) + ".")
-        if r.get("compare"):
-            cmp_ = r["compare"]
-            add(f"\nBaseline vs project marts: {'identical' if cmp_['identical'] else 'DIFFERENT'} "
-                f"(fct_exports_monthly {cmp_['fct_exports_monthly']['project_rows']:,} rows, "
-                f"export_growth_monthly {cmp_['export_growth_monthly']['project_rows']:,} rows; rows only in one: "
-                f"{cmp_['fct_exports_monthly']['only_in_baseline'] + cmp_['fct_exports_monthly']['only_in_project']}, "
-                f"{cmp_['export_growth_monthly']['only_in_baseline'] + cmp_['export_growth_monthly']['only_in_project']}).")
-    if a:
-        add(f"\n(a) baseline split: transcode {a['transcode_s']:.1f} s, read_csv {a['read_s']:.1f} s, "
-            f"fct {a['fct_s']:.1f} s, growth {a['growth_s']:.1f} s.")
-    if c:
-        p0, cs = c["probe"], c["set"]
-        add(f"\n(c) DuckDB read_csv on UTF-8 copies of the main set: {c['read_csv_rows_per_s']:,.0f} rows/s with many files "
-            f"per statement, {c['read_csv_per_file_rows_per_s']:,.0f} rows/s with one statement per file. "
-            f"On the {cs['files']} files of {cs['codes']} codes x {cs['months']} months: read_csv "
-            f"{c['read_csv_set']['grouped']['rows_per_s']:,.0f} / {c['read_csv_set']['per_file']['rows_per_s']:,.0f} rows/s "
-            f"(grouped / per file); ingest_landing {p0['rows_per_s']:,.0f} rows/s, {p0['per_file_rows_per_s']:,.0f} rows/s "
-            f"leaving out its once-per-run setup ({p0['setup_s']:.1f} s); of its {p0['seconds']:.1f} s: SQL {p0['sql_s']:.1f} s, "
-            f"transcoding {p0['transcode_s']:.1f} s, SHA-256 {p0['sha256_s']:.2f} s; top statements: "
-            + "; ".join(f"{k} {v:.1f} s" for k, v, _ in p0["sql_top"][:6]) + ".")
-        if c.get("design"):
-            per_m = c["design"]["per_million_rows"]
-            w = lambda k: per_m[k]["wall_s"]  # noqa: E731
-            today = w("stage (both)") + w("today: parse into the checked table") + w("today: verdict over the checked table")
-            text = w("stage (both)") + w("text: verdict over the parse") + w("text: insert into a raw table of text")
-            add(f"\n(c) what the ingest's work costs on the same {cs['files']} files, per million rows (probes.py ingest_design, "
-                f"DuckDB on 2 threads): read_csv into a table {w('read_csv into a table'):.2f} s (the reference); SHA-256 "
-                f"{per_m['sha256']['cpu_s']:.2f} s and transcoding {per_m['transcode']['cpu_s']:.2f} s of CPU (Python, one thread); "
-                f"the batch path: stage {w('stage (both)'):.2f} s, parse into the checked table "
-                f"{w('today: parse into the checked table'):.2f} s, verdict {w('today: verdict over the checked table'):.2f} s "
-                f"({today:.2f} s before its typed insert into raw.customs_rows); a raw table of text instead: stage, verdict "
-                f"straight over the parse {w('text: verdict over the parse'):.2f} s, insert of the text rows "
-                f"{w('text: insert into a raw table of text'):.2f} s = {text:.2f} s, "
-                f"{w('read_csv into a table') / text:.0%} of read_csv's speed before hashing and transcoding "
-                f"(verdicts identical: {c['design']['verdicts_equal']}).")
-        if c.get("probe_per_file"):
-            p = c["probe_per_file"]
-            add(f"\nThe same {cs['files']} files with batching off (CUSTOMS_INGEST_BATCH=0: every file through the per-file "
-                f"gate, as before batching): {p['rows_per_s']:,.0f} rows/s; batched ({p0['batched_files']} of {p0['files']} files "
-                f"went many per statement): {p0['rows_per_s'] / p['rows_per_s']:.1f}x faster.")
-    if d:
-        add("\n(d) one new month (" + f"{NEW_MONTH:%Y-%m}" + "):\n")
-        add("| history | rows before | full build s | +1 month build s | share | ingest step s | dbt step s | quality_gate s | serving steps s | outside steps s | load avg (full, +1) |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        for x in d:
-            st = x["incremental_steps"]
-            serving = sum(v for k, v in st.items() if k.startswith("serving"))
-            add(f"| {x['years']} years | {x['rows']:,} | {x['full_s']:.1f} | {x['incremental_s']:.1f} | {x['share']:.0%} | "
-                f"{st.get('raw_customs_extracts', 0):.1f} | {st.get('customs_dbt_models', 0):.1f} | {st.get('quality_gate', 0):.1f} | "
-                f"{serving:.1f} | {x['incremental_outside_s']:.1f} | {', '.join(f'{v or 0:.1f}' for v in x['load'])} |")
-        for x in d:
-            if x.get("background_copy_s"):
-                f_copy, i_copy = x["background_copy_s"]
-                add(f"\n{x['years']} years: after each build the working copy was copied back from the served file in the "
-                    f"background (off the build's path; the bench waited for it before going on): {f_copy or 0:.1f} s after "
-                    f"the full build, {i_copy or 0:.1f} s after the +1 month build. Landing files hashed: "
-                    + " and ".join(f"{n if n is not None else '?'} by the {w} build"
-                                   for n, w in zip(x.get("files_hashed") or [None, None], ("full", "+1 month"))) + ".")
-        for x in d:
-            if x.get("rerun_note"):
-                add(f"\n{x['years']} years: {x['rerun_note']}.")
-    if e:
-        add(f"\n(e) sample: CLI {e['cli_s']:.1f} s (steps: " + ", ".join(f"{k} {v:.1f}" for k, v in e["cli_steps"].items())
-            + f"), peak RSS {gib(e['cli_peak'])}; `dbt build` alone {e['dbt_s']:.1f} s, peak RSS {gib(e['dbt_peak'])}; "
-            f"load avg {', '.join(f'{v or 0:.1f}' for v in e['load'])}.")
-    if f:
-        add(f"\n(f) the checks' own seconds (as the gate recorded them; they add up to {f['probe']['run_checks_s']:.1f} s "
-            f"of the step's {f['step_s']:.1f} s, the rest is importing GX, data docs and Dagster): "
-            + "; ".join(f"{n} {s_:.1f} s" + ("" if ok else " (failed)") for n, _, ok, s_, _, _ in
-                        sorted(f["probe"]["checks"], key=lambda x: -x[3])[:5]) + ".")
-        if f.get("queries"):
-            add("Population queries alone (BENCH_PROBE_CHECKS=1, run_checks on a copy): "
-                + "; ".join(f"{n} {q:.1f} s" for n, _, _, _, q, _ in sorted(f["queries"]["checks"], key=lambda x: -x[4])[:5]) + ".")
-    add(f"\nLoad average at the end: {', '.join(f'{x:.2f}' for x in r.get('load_avg_at_end', ()))}; total bench time "
-        f"{r.get('bench_s', 0) / 60:.1f} min. Raw figures: bench/out/{s['name']}/results.json (not committed).")
-    if r.get("problems"):
-        add("\nProblems during the run: " + "; ".join(r["problems"]))
-    text = "\n".join(L) + "\n"
-    if not path.exists():
-        path.write_text("# Benchmark results\n\nAppended by `bench/run.py` (see bench/README.md). Newest last.\n")
-    with path.open("a") as handle:
-        handle.write(text)
-    return text
 
 
 # ----------------------------------------------------------------------------- the run
@@ -662,7 +274,8 @@ def main() -> int:
                         "max_single_rss": b.measured.max_single_rss, "load": b.measured.load,
                         "top_processes": b.measured.top_processes, "steps": b.steps, "steps_table": steps_table(b),
                         "orchestration_s": b.orchestration_s, "dbt_elapsed_s": b.dbt_elapsed_s, "dbt_nodes": b.dbt_nodes,
-                        "rows": rows or 0, "background_copy_s": b.background_copy_s}
+                        "rows": rows or 0, "background_copy_s": b.background_copy_s, "run_ids": b.run_ids,
+                        "months_built": b.months_built}
     say(f"(b) build {b.measured.wall_s:.1f} s, peak {gib(b.measured.tree_peak_rss)}, steps "
         + ", ".join(f"{k} {v:.1f}" for k, v in b.steps.items()))
     if a and warehouse.exists():
@@ -689,7 +302,7 @@ def main() -> int:
         # full 10,000-row files, as at the national size
         codes, months = scale.ingest_set
         set_landing = out / "ingest_set" / "landing"
-        s_first = gen.add_months(gen.LAST_HISTORY_MONTH, 1 - months)
+        s_first = add_months(gen.LAST_HISTORY_MONTH, 1 - months)
         gs = gen.generate(set_landing, codes, s_first, gen.LAST_HISTORY_MONTH, quiet=True)
         ing, _ = probe(["ingest", str(set_landing), str(out / "ingest_set" / "probe")], out / "probe_ingest.log")
         ing_p, _ = probe(["ingest", str(set_landing), str(out / "ingest_set" / "probe"), "--per-file"],
@@ -738,11 +351,13 @@ def main() -> int:
             share = again.measured.wall_s / full.measured.wall_s
             inc.append({"years": years, "rows": before, "full_s": full.measured.wall_s, "incremental_s": again.measured.wall_s,
                         "share": share, "incremental_steps": again.steps, "incremental_outside_s": again.orchestration_s,
+                        "incremental_months": again.months_built, "incremental_runs": again.run_ids,
                         "full_steps": full.steps, "incremental_peak_rss": again.measured.tree_peak_rss,
                         "background_copy_s": [full.background_copy_s, again.background_copy_s],
                         "files_hashed": [full.files_hashed, again.files_hashed],
                         "load": [full.measured.load, again.measured.load]})
-            say(f"(d) {years} years: full {full.measured.wall_s:.1f} s, +1 month {again.measured.wall_s:.1f} s ({share:.0%})")
+            say(f"(d) {years} years: full {full.measured.wall_s:.1f} s, +1 month {again.measured.wall_s:.1f} s ({share:.0%}; "
+                f"months built: {again.months_built}, {len(again.run_ids)} run(s))")
         results["incremental"] = sorted(inc, key=lambda x: x["years"])
 
     # (e) fixed overhead: the bundled sample, CLI vs dbt alone

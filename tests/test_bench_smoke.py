@@ -1,11 +1,13 @@
 """Smoke test of bench/: the generator writes real-format downloads, deterministically, that the
-project's ingest loads without a rejection, and the baseline turns them into both marts.
-Seconds, not minutes: a handful of codes, two months, small files."""
+project's ingest loads without a rejection, and the baseline turns them into both marts; the
+probes run on them. Seconds, not minutes: a handful of codes, two months, small files."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,3 +117,25 @@ def test_baseline_under_a_memory_limit_says_where_it_ran_out(tmp_path):
     short = baseline.build(landing, tmp_path / "short.duckdb", tmp_path / "utf8", jobs=1, keep_utf8=False, memory_limit="2MB")
     assert short["error"].startswith("Out of Memory Error") and short["failed_in"] == "read"
     assert not (tmp_path / "short.duckdb.tmp").exists() and not (tmp_path / "utf8").exists()
+
+
+def _probe(*args: str) -> dict:
+    """A probe in its own process, as bench/run.py runs them (the ingest probe wraps module functions)."""
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "probes.py"), *args],
+                         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_ingest_probe_breaks_the_ingest_down_batched_and_per_file(tmp_path):
+    landing = tmp_path / "landing"
+    g = _generate(landing)
+    batched = _probe("ingest", str(landing), str(tmp_path / "work"))
+    per_file = _probe("ingest", str(landing), str(tmp_path / "work"), "--per-file")
+    for result in (batched, per_file):
+        assert result["files"] == g.files and result["rows"] == g.rows and result["rejected"] == 0
+        # the timers sit where the ingest looks the functions up: each was called
+        assert result["transcode_s"] > 0 and result["sha256_s"] > 0 and result["setup_s"] > 0
+        assert result["hashed"] == g.files
+        assert result["sql_s"] > 0 and result["sql_top"]
+    assert batched["batched_files"] == g.files and per_file["batched_files"] == 0
+
