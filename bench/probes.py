@@ -24,6 +24,10 @@
         each quality-gate check's seconds as recorded in that run's event log (no re-run)
     probes.py compare BASELINE.duckdb PROJECT.duckdb
         do the baseline's marts hold the project's figures? (row counts and differing rows)
+    probes.py dashboard WAREHOUSE.duckdb SCRATCH_DIR [--repeats N]
+        what a dashboard waits for: one code's monthly series from the served file, cold and
+        warm, against the same rows ordered by code and against marts.export_growth_rare_earths
+        (bench/dashboard.py)
 
 Each prints one JSON object on its last line.
 """
@@ -347,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("compare")
     p.add_argument("baseline", type=Path)
     p.add_argument("project", type=Path)
+    p = sub.add_parser("dashboard")
+    p.add_argument("warehouse", type=Path)
+    p.add_argument("scratch_dir", type=Path)
+    p.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     if args.probe == "ingest":
         result = probe_ingest(args.landing, args.work, args.limit_files, args.per_file)
@@ -358,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         result = probe_gate_events(args.dagster_home, args.run_id)
     elif args.probe == "checks":
         result = probe_checks(args.warehouse)
+    elif args.probe == "dashboard":
+        sys.path.insert(0, str(ROOT / "bench"))
+        import dashboard
+
+        result = dashboard.measure(args.warehouse.resolve(), args.scratch_dir, repeats=args.repeats)
     else:
         result = probe_compare(args.baseline, args.project)
     print(json.dumps(result, default=str))

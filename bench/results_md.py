@@ -112,6 +112,8 @@ def write_results(path: Path, r: dict) -> str:
     if f and b:
         add(f"| (f) quality checks | quality_gate step {f['step_s']:.1f} s = {f['step_s'] / b['wall_s']:.0%} of the build | "
             f"stated | {len(f['probe']['checks'])} checks; failing: {', '.join(f['probe']['failed']) or 'none'} |")
+    if r.get("dashboard"):
+        add(dashboard_row(r["dashboard"]))
     add("")
     if b:
         add(f"(b) per step, {b['rows']:,} rows (CLI exit {b['returncode']}, the CLI itself reports {b['reported_s']} s):\n")
@@ -200,6 +202,8 @@ def write_results(path: Path, r: dict) -> str:
         if f.get("queries"):
             add("Population queries alone (BENCH_PROBE_CHECKS=1, run_checks on a copy): "
                 + "; ".join(f"{n} {q:.1f} s" for n, _, _, _, q, _ in sorted(f["queries"]["checks"], key=lambda x: -x[4])[:5]) + ".")
+    if r.get("dashboard"):
+        add(dashboard_paragraph(r["dashboard"]))
     add(f"\nLoad average at the end: {', '.join(f'{x:.2f}' for x in r.get('load_avg_at_end', ()))}; total bench time "
         f"{r.get('bench_s', 0) / 60:.1f} min. Raw figures: bench/out/{s['name']}/results.json (not committed).")
     if r.get("problems"):
@@ -211,3 +215,31 @@ def write_results(path: Path, r: dict) -> str:
         handle.write(text)
     return text
 
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def dashboard_row(g: dict) -> str:
+    t, ratios = g["tables"], g["ratios"]
+    names = {"served": "served export_growth_monthly", "ordered": "ordered by hs8, partner, month",
+             "rare_earths": "export_growth_rare_earths"}
+    measured = "; ".join(f"{names[k]}: cold {_ms(v['cold']['query_s'])}, warm {_ms(v['warm']['query_s'])}" for k, v in t.items())
+    versus = "; ".join(f"served / {k.removeprefix('served_vs_')}: cold {ratios['cold'][k]:.1f}x, warm {ratios['warm'][k]:.1f}x"
+                       for k in ratios["cold"])
+    return (f"| (g) what a dashboard waits for: {g['hs8']}'s whole monthly series, world + top {len(g['partners'])} partners "
+            f"({g['rows']} rows), read-only from the served file | {measured} | stated | {versus}"
+            + ("" if g["same_rows"] else "; **the tables returned different rows**") + " |")
+
+
+def dashboard_paragraph(g: dict) -> str:
+    t = g["tables"]
+    parts = [f"{k}: {v['rows']:,} rows in {v['row_groups']} row group(s), {v['row_groups_not_skipped']} of them holding "
+             f"{g['hs8']} by their zonemap; cold (a fresh process each, median of {g['repeats']}) open {_ms(v['cold']['open_s'])} "
+             f"+ query {_ms(v['cold']['query_s'])} (runs {', '.join(_ms(x) for x in v['cold']['query_runs_s'])}), warm "
+             f"{_ms(v['warm']['query_s'])}" for k, v in t.items()]
+    return (f"\n(g) the dashboard query (probes.py dashboard; {g['hs8']} to WLD and {', '.join(g['partners'])}), same rows "
+            f"from every table: {g['same_rows']}. " + "; ".join(parts)
+            + f". The ordered copy took {t['ordered']['build_s']:.1f} s to write ({t['ordered']['file_bytes'] / 1e6:,.1f} MB; "
+            f"served file {g['served_bytes'] / 1e6:,.1f} MB). Ratios are of the query times (the open is the same file's, "
+            "except the ordered scratch file's, which holds that one table).")
