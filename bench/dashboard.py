@@ -131,11 +131,13 @@ def warm(db: Path, sql: str, repeats: int) -> dict:
 
 def ordered_copy(served: Path, scratch: Path) -> float:
     """The growth table in a scratch file, its rows ordered for the query; returns the seconds it took."""
+    from dagster_project.lib.warehouse.database import sql_str
+
     scratch.unlink(missing_ok=True)
     started = time.perf_counter()
     con = duckdb.connect(str(scratch))
     try:
-        con.execute(f"ATTACH '{served}' AS served (READ_ONLY)")
+        con.execute(f"ATTACH '{sql_str(served)}' AS served (READ_ONLY)")
         con.execute("CREATE SCHEMA marts")
         con.execute(f"CREATE TABLE {GROWTH} AS SELECT * FROM served.{GROWTH} ORDER BY {ORDER}")
         con.execute("DETACH served")
