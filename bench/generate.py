@@ -53,6 +53,10 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the project's month arithmetic
+    sys.path.insert(0, str(ROOT))
+from dagster_project.lib.months import add_months, months_between  # noqa: E402
+
 SEEDS = ROOT / "dbt" / "seeds"
 SEED = 20250601
 ROWS_PER_FILE = 10_000
@@ -60,6 +64,7 @@ ROWS_PER_FILE = 10_000
 # "new month" added on top. Before 2024, no figure of reference.published_figures is held,
 # so the published-figures check has nothing to compare synthetic magnets against.
 LAST_HISTORY_MONTH = dt.date(2023, 12, 1)
+NEW_MONTH = add_months(LAST_HISTORY_MONTH, 1)
 # Big partners first (USA, Hong Kong, Japan, Korea, Viet Nam, India, Germany ...), the rest
 # in a seeded order; weight of rank r = 1 / (r + 3) ** 1.1.
 BIG_PARTNERS = ["502", "110", "116", "133", "141", "111", "304", "309", "303", "344", "122", "136", "112",
@@ -80,19 +85,6 @@ ZH_ORDER = ["ym", "hs8", "name", "partner_code", "partner_name", "qty1", "unit1"
 EN_NAMES = {"hs8": "Commodity code", "name": "Commodity", "ym": "Date of data", "partner_code": "Trading partner code",
             "partner_name": "Trading partner", "usd": "US dollar", "qty1": "Quantity", "unit1": "Unit",
             "unit2": "Supplementary Unit"}
-
-
-def month_range(first: dt.date, last: dt.date) -> list[dt.date]:
-    months, m = [], first.replace(day=1)
-    while m <= last:
-        months.append(m)
-        m = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return months
-
-
-def add_months(month: dt.date, n: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + n
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def history(years: int, last: dt.date = LAST_HISTORY_MONTH) -> tuple[dt.date, dt.date]:
@@ -274,7 +266,7 @@ def generate(
     con = connect(threads)
     sizes = prepare(con, codes, seed)
     files = rows = size = 0
-    months = month_range(first, last)
+    months = months_between(first, last)
     for month in months:
         index = (month.year - month_index_base.year) * 12 + month.month - month_index_base.month
         result = con.execute(month_sql(month, index, rows_per_file)).fetchall()

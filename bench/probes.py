@@ -24,6 +24,10 @@
         each quality-gate check's seconds as recorded in that run's event log (no re-run)
     probes.py compare BASELINE.duckdb PROJECT.duckdb
         do the baseline's marts hold the project's figures? (row counts and differing rows)
+    probes.py dashboard WAREHOUSE.duckdb SCRATCH_DIR [--repeats N]
+        what a dashboard waits for: one code's monthly series from the served file, cold and
+        warm, against the same rows ordered by code and against marts.export_growth_rare_earths
+        (bench/dashboard.py)
 
 Each prints one JSON object on its last line.
 """
@@ -84,7 +88,7 @@ class TimedConnection:
 
 
 def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
-    from dagster_project.lib.ingest import batch as ingest_batch, file_loader, landing as ingest, landing_hashes
+    from dagster_project.lib.ingest import batch as ingest_batch, file_loader, landing as ingest, landing_files, landing_hashes
     from dagster_project.lib.warehouse import database as db
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
@@ -98,18 +102,18 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: b
                 timers[name] += time.perf_counter() - started
         return wrapper
 
-    ingest.sha256_of = timed("sha256", ingest.sha256_of)
-    ingest.transcode_to_utf8 = timed("transcode", ingest.transcode_to_utf8)
+    # each name is patched in the module that looks it up (they import it by name)
+    landing_hashes.sha256_of = timed("sha256", landing_hashes.sha256_of)
+    file_loader.transcode_to_utf8 = timed("transcode", file_loader.transcode_to_utf8)
     ingest_batch.transcode_to_utf8 = timed("transcode", ingest_batch.transcode_to_utf8)
     # once per run, not per file: the reference tables and macros
     ingest.load_reference_tables = timed("setup", ingest.load_reference_tables)
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    db = work / "ingest_probe.duckdb"
-    con = duckdb.connect(str(db))
+    con = duckdb.connect(str(work / "ingest_probe.duckdb"))
     con.execute(db.RAW_DDL)
-    files = ingest.discover(landing)
+    files = landing_files.discover(landing)
     only = [f.rel for f in files[:limit_files]] if limit_files else None
     timed_con = TimedConnection(con)
     started = time.perf_counter()
@@ -120,11 +124,11 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: b
     sql_total = sum(timed_con.seconds.values())
     top = sorted(timed_con.seconds.items(), key=lambda kv: -kv[1])[:12]
     return {
-        "files": len(report.loaded), "rejected": len(report.rejected), "rows": report.rows_loaded,
+        "files": len(report.loaded), "rejected": len(report.rejected), "rows": report.rows_loaded, "hashed": report.hashed,
         "seconds": round(seconds, 3), "rows_per_s": round(report.rows_loaded / seconds, 1) if seconds else None,
         "setup_s": round(timers["setup"], 3),
         "per_file_rows_per_s": round(report.rows_loaded / (seconds - timers["setup"]), 1),
-        "sha256_s": round(timers["sha256"], 3), "transcode_s": round(timers["transcode"], 3),
+        "sha256_s": round(timers["sha256"], 6), "transcode_s": round(timers["transcode"], 3),
         "sql_s": round(sql_total, 3), "other_s": round(seconds - sql_total - timers["sha256"] - timers["transcode"], 3),
         "sql_top": [[k, round(v, 3), timed_con.calls[k]] for k, v in top],
         "per_file": per_file, "batched_files": report.batched,
@@ -137,7 +141,8 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
     import itertools
     import resource
 
-    from dagster_project.lib.ingest import batch as ib, landing as ingest, transcode
+    from dagster_project.lib.ingest import batch as ib, landing_files, reference_data, staged_csv, transcode
+    from dagster_project.lib.months import first_of_month
 
     def cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)
@@ -145,7 +150,7 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
 
     shutil.rmtree(work, ignore_errors=True)
     (work / "staging").mkdir(parents=True)
-    files = [f for f in ingest.discover(landing) if f.rel.startswith("exports/")][:limit_files]
+    files = [f for f in landing_files.discover(landing) if f.rel.startswith("exports/")][:limit_files]
     today = dt.date.today()
     clock: dict[str, list[float]] = {}
 
@@ -160,7 +165,7 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
             clock[name][1] += used
 
     for f in files:
-        timed("sha256", ingest.sha256_of, f.path)
+        timed("sha256", transcode.sha256_of, f.path)
     candidates = [ib.Candidate(f, "-", 0, f"load{i:06d}") for i, f in enumerate(files)]
     ready = timed("transcode", lambda: [c for c in candidates if ib._prepare(c, work / "staging", today)])
     groups = [list(g) for _, g in itertools.groupby(sorted(ready, key=lambda c: c.stage_columns), key=lambda c: c.stage_columns)]
@@ -168,14 +173,14 @@ def probe_ingest_design(landing: Path, work: Path, limit_files: int | None) -> d
     con = duckdb.connect(str(work / "design.duckdb"))
     for i, group in enumerate(groups):  # the reference: what DuckDB alone does with the same rows
         timed("read_csv into a table", con.execute, f"CREATE TABLE ref{i} AS SELECT * FROM read_csv($p, header=true, "
-              f"auto_detect=false, columns={ib.columns_spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
+              f"auto_detect=false, columns={staged_csv.columns_spec(group[0].stage_columns)})", {"p": [str(c.shape.path) for c in group]})
     timed("read_csv into a table", con.execute, "CHECKPOINT")
     rows = sum(con.execute(f"SELECT count(*) FROM ref{i}").fetchone()[0] for i in range(len(groups)))
-    ingest.load_reference_tables(con)
+    reference_data.load_reference_tables(con)
     con.execute("CREATE TEMP TABLE _bmeta (gid INT, fid INT, name_start DATE, name_end DATE, first_rowid BIGINT)")
     con.execute("CREATE TABLE raw_text (load_id VARCHAR, row_number BIGINT, period VARCHAR, hs8 VARCHAR, commodity_name VARCHAR, "
                 "partner_code VARCHAR, partner_name VARCHAR, quantity VARCHAR, unit VARCHAR, quantity2 VARCHAR, unit2 VARCHAR, value VARCHAR)")
-    params = {"current_month": today.replace(day=1)}
+    params = {"current_month": first_of_month(today)}
     gid = 0
     verdicts_equal = True  # the text design's per-file verdicts are today's
     for group in groups:
@@ -292,7 +297,9 @@ def probe_gate_events(dagster_home: Path, run_id: str) -> dict:
         for record in records:
             entry = record.event_log_entry
             data = entry.dagster_event.event_specific_data
-            if entry.step_key != "quality_gate" or "seconds" not in data.metadata:
+            # the gate's checks run in one step or, in a run of part of the assets, several
+            # (quality_gate, quality_gate_2, ...)
+            if not re.fullmatch(r"quality_gate(_\d+)?", entry.step_key or "") or "seconds" not in data.metadata:
                 continue
             md = data.metadata
             checks.append([data.check_name, md["severity"].value if "severity" in md else None, bool(data.passed),
@@ -344,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("compare")
     p.add_argument("baseline", type=Path)
     p.add_argument("project", type=Path)
+    p = sub.add_parser("dashboard")
+    p.add_argument("warehouse", type=Path)
+    p.add_argument("scratch_dir", type=Path)
+    p.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     if args.probe == "ingest":
         result = probe_ingest(args.landing, args.work, args.limit_files, args.per_file)
@@ -355,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         result = probe_gate_events(args.dagster_home, args.run_id)
     elif args.probe == "checks":
         result = probe_checks(args.warehouse)
+    elif args.probe == "dashboard":
+        sys.path.insert(0, str(ROOT / "bench"))
+        import dashboard
+
+        result = dashboard.measure(args.warehouse.resolve(), args.scratch_dir, repeats=args.repeats)
     else:
         result = probe_compare(args.baseline, args.project)
     print(json.dumps(result, default=str))

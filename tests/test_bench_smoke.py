@@ -1,11 +1,13 @@
 """Smoke test of bench/: the generator writes real-format downloads, deterministically, that the
-project's ingest loads without a rejection, and the baseline turns them into both marts.
-Seconds, not minutes: a handful of codes, two months, small files."""
+project's ingest loads without a rejection, and the baseline turns them into both marts; the
+probes run on them. Seconds, not minutes: a handful of codes, two months, small files."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +31,7 @@ def _load(name: str):
 generate = _load("generate")
 baseline = _load("baseline")
 probes = _load("probes")
+dashboard = _load("dashboard")
 
 FIRST, LAST = dt.date(2023, 11, 1), dt.date(2023, 12, 1)
 
@@ -115,3 +118,75 @@ def test_baseline_under_a_memory_limit_says_where_it_ran_out(tmp_path):
     short = baseline.build(landing, tmp_path / "short.duckdb", tmp_path / "utf8", jobs=1, keep_utf8=False, memory_limit="2MB")
     assert short["error"].startswith("Out of Memory Error") and short["failed_in"] == "read"
     assert not (tmp_path / "short.duckdb.tmp").exists() and not (tmp_path / "utf8").exists()
+
+
+def _probe(*args: str) -> dict:
+    """A probe in its own process, as bench/run.py runs them (the ingest probe wraps module functions)."""
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "probes.py"), *args],
+                         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_ingest_probe_breaks_the_ingest_down_batched_and_per_file(tmp_path):
+    landing = tmp_path / "landing"
+    g = _generate(landing)
+    batched = _probe("ingest", str(landing), str(tmp_path / "work"))
+    per_file = _probe("ingest", str(landing), str(tmp_path / "work"), "--per-file")
+    for result in (batched, per_file):
+        assert result["files"] == g.files and result["rows"] == g.rows and result["rejected"] == 0
+        # the timers sit where the ingest looks the functions up: each was called
+        assert result["transcode_s"] > 0 and result["sha256_s"] > 0 and result["setup_s"] > 0
+        assert result["hashed"] == g.files
+        assert result["sql_s"] > 0 and result["sql_top"]
+    assert batched["batched_files"] == g.files and per_file["batched_files"] == 0
+
+
+def _served_from_baseline(tmp_path: Path) -> Path:
+    """A file shaped like the served one where the dashboard reads: the baseline's growth mart,
+    and the small table of the rare-earth headings (dbt's export_growth_rare_earths) made from it."""
+    landing = tmp_path / "landing"
+    _generate(landing)
+    served = tmp_path / "served.duckdb"
+    baseline.build(landing, served, tmp_path / "utf8", jobs=1, keep_utf8=False)
+    con = duckdb.connect(str(served))
+    con.execute("CREATE TABLE marts.export_growth_rare_earths AS SELECT * FROM marts.export_growth_monthly "
+                "WHERE starts_with(hs8, '8505') OR starts_with(hs8, '2805') OR starts_with(hs8, '2846')")
+    con.close()
+    return served
+
+
+def test_dashboard_probe_times_one_series_from_three_tables(tmp_path):
+    served = _served_from_baseline(tmp_path)
+    con = duckdb.connect(str(served), read_only=True)
+    partners = con.execute("""SELECT partner_iso3 FROM marts.export_growth_monthly WHERE hs8 = '85051110'
+                              AND partner_iso3 <> 'WLD' GROUP BY 1 ORDER BY sum(quantity_kg) DESC, 1 LIMIT 5""").fetchall()
+    expected = con.execute("""SELECT count(*) FROM marts.export_growth_monthly WHERE hs8 = '85051110'
+                              AND (partner_iso3 = 'WLD' OR list_contains($p, partner_iso3))""",
+                           {"p": [p for p, in partners]}).fetchone()[0]
+    con.close()
+
+    result = _probe("dashboard", str(served), str(tmp_path / "scratch"), "--repeats", "2")
+    assert result["partners"] == [p for p, in partners]
+    assert result["rows"] == expected > 0 and result["same_rows"]
+    assert set(result["tables"]) == {"served", "ordered", "rare_earths"}
+    for table in result["tables"].values():
+        assert table["cold"]["rows"] == expected and len(table["cold"]["query_runs_s"]) == 2
+        assert table["cold"]["open_s"] > 0 and table["cold"]["query_s"] > 0 and table["warm"]["query_s"] > 0
+        assert table["row_groups"] >= 1 and table["row_groups_not_skipped"] >= 1
+    assert result["tables"]["ordered"]["rows"] == result["tables"]["served"]["rows"]
+    assert result["tables"]["rare_earths"]["rows"] < result["tables"]["served"]["rows"]
+    assert set(result["ratios"]["cold"]) == set(result["ratios"]["warm"]) == {"served_vs_ordered", "served_vs_rare_earths"}
+    assert not any((tmp_path / "scratch").iterdir()), "the ordered scratch copy is deleted"
+
+
+def test_dashboard_layout_reads_which_row_groups_the_zonemap_skips(tmp_path):
+    """Several row groups (122,880 rows each): ordered by code, one holds the code; in no order, all do."""
+    con = duckdb.connect(str(tmp_path / "rg.duckdb"))
+    con.execute("CREATE SCHEMA marts")
+    rows = "SELECT lpad((i % 9000)::VARCHAR, 8, '0') AS hs8, i FROM range(500000) t(i)"
+    con.execute(f"CREATE TABLE marts.scattered AS {rows}")
+    con.execute(f"CREATE TABLE marts.ordered AS {rows} ORDER BY hs8")
+    con.execute("CHECKPOINT")
+    assert dashboard.layout(con, "marts.scattered", "00005000") == {"rows": 500000, "row_groups": 5, "row_groups_not_skipped": 5}
+    assert dashboard.layout(con, "marts.ordered", "00005000") == {"rows": 500000, "row_groups": 5, "row_groups_not_skipped": 1}
+    con.close()
