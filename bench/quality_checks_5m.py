@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import duckdb  # noqa: E402
 
 from dagster_project.lib.warehouse import working_copy as wh  # noqa: E402
-from dagster_project.lib.quality.checks import run_checks  # noqa: E402
+from dagster_project.lib.quality.gx_suites import run_checks  # noqa: E402
 from dagster_project.lib.settings import Settings  # noqa: E402
 
 LOADS_SQL = """

@@ -15,7 +15,6 @@ import duckdb
 
 from dagster_project.lib.ingest import gacc_format as fmt
 from dagster_project.lib.warehouse import database as db
-from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.settings import PROJECT_ROOT
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import shutil
 
 from gacc_files import copy_sample, magnet_row, write_extract
@@ -13,6 +15,7 @@ def fct_rows(ws):
     )
 
 
+@pytest.mark.slow
 def test_loading_the_same_file_twice_adds_nothing(workspace):
     copy_sample(workspace.landing, months=["202505", "202506"])
     assert workspace.build().success
@@ -30,6 +33,7 @@ def test_loading_the_same_file_twice_adds_nothing(workspace):
     assert fct_rows(workspace) == before
 
 
+@pytest.mark.slow
 def test_both_header_languages_load_to_the_same_rows(tmp_path):
     from conftest import make_workspace
 
@@ -53,6 +57,7 @@ def test_both_header_languages_load_to_the_same_rows(tmp_path):
     assert {r[0] for r in en.query("SELECT header_language FROM raw.customs_loads")} == {"en"}
 
 
+@pytest.mark.slow
 def test_a_gap_month_gives_null_growth_not_a_shifted_comparison(workspace):
     copy_sample(workspace.landing, months=["202503", "202505", "202506"])  # April missing
     assert workspace.build().success

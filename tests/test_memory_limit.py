@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import duckdb
+import pytest
 
 from dagster import DagsterInstance
 
@@ -30,6 +31,7 @@ def _build(workspace, run_config=None):
         )
 
 
+@pytest.mark.slow
 def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace, monkeypatch):
     copy_sample(workspace.landing)
     assert _build(workspace).success

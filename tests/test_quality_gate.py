@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job, instance_for_test
+from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
 
 from conftest import Workspace, make_workspace
 from gacc_files import copy_sample
@@ -65,27 +64,6 @@ def usa_june_line(text: str) -> str:
     return next(line for line in text.split("\r\n") if '"502"' in line and '"85051110"' in line)
 
 
-@dataclass
-class RecordedWorkspace(Workspace):
-    """A workspace whose builds share one Dagster instance (a DAGSTER_HOME of its own), as `make
-    run` does: Dagster's record of the months built and of the last publish carries over from
-    one build to the next, and the gate reads it."""
-
-    instance: DagsterInstance | None = None
-
-    def build(self, files: list[str] | None = None):
-        from dagster_project.defs.jobs import build_in_process
-        from dagster_project.definitions import defs
-        from dagster_project.lib.settings import Settings
-        from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
-
-        os.environ["CUSTOMS_LANDING_DIR"] = str(self.landing)
-        os.environ["WAREHOUSE_PATH"] = str(self.warehouse)
-        result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), self.instance, files=files)
-        wait_for_working_copy(Settings(landing_dir=self.landing, warehouse_path=self.warehouse))
-        return result
-
-
 def run_checks_only(ws: Workspace, names: list[str], instance: DagsterInstance | None = None, every_month: bool = False):
     """Run just the quality gate on the current working copy (as the UI's 'Execute checks' does),
     on `instance` (default: a new one, which has no record of a publish)."""
@@ -124,16 +102,13 @@ def revise_march(landing: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def good_build(tmp_path_factory) -> RecordedWorkspace:
-    root = tmp_path_factory.mktemp("gate")
-    (root / "dagster_home").mkdir()
-    with instance_for_test(temp_dir=str(root / "dagster_home"), set_dagster_home=False) as instance:
-        ws = RecordedWorkspace(**vars(make_workspace(root)), instance=instance)
-        copy_sample(ws.landing)
-        result = ws.build()
-        assert result.success
-        ws.last_run_id = result.run_id
-        yield ws
+def good_build(tmp_path_factory) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("gate"))
+    copy_sample(ws.landing)
+    result = ws.build()
+    assert result.success
+    ws.last_run_id = result.run_id
+    return ws
 
 
 def test_the_sample_passes_every_check(good_build):
@@ -154,6 +129,7 @@ def test_the_sample_passes_every_check(good_build):
     assert (good_build.warehouse.parent / "quality" / "index.html").exists()  # GX data docs
 
 
+@pytest.mark.slow
 def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_build):
     ws = good_build
     before = marts_hash(ws.warehouse)
@@ -197,6 +173,7 @@ def test_tonnes_declared_as_kg_blocks_publishing_and_keeps_served_data(good_buil
     assert check_rows(ws, result.run_id)["rows_and_totals_reconcile_raw_staging_fact"][2].endswith("months checked: 2025-06")
 
 
+@pytest.mark.slow
 def test_after_a_publish_the_gate_checks_the_months_built_and_no_other(good_build):
     ws = good_build
     revise_march(ws.landing)
@@ -216,9 +193,11 @@ def test_after_a_publish_the_gate_checks_the_months_built_and_no_other(good_buil
     assert ws.scalar("SELECT value_usd FROM marts.fct_exports_monthly WHERE month = DATE '2025-03-01' "
                      "AND hs8 = '85051110' AND partner_code = '502'") == 27_690_329
     # published: the next gate has nothing by month to check; the gate run alone on request checks everything
-    rerun = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=ws.instance)
+    with ws.instance() as instance:
+        rerun = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=instance)
     assert months_checked(rerun, "rows_and_totals_reconcile_raw_staging_fact") == "none (no month rebuilt since the last publish)"
-    everything = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=ws.instance, every_month=True)
+    with ws.instance() as instance:
+        everything = run_checks_only(ws, ["rows_and_totals_reconcile_raw_staging_fact"], instance=instance, every_month=True)
     assert everything.success
     assert months_checked(everything, "rows_and_totals_reconcile_raw_staging_fact") == "all months"
 
@@ -250,6 +229,7 @@ def test_a_row_lost_between_staging_and_the_fact_fails(good_build):
     assert served["units_match_declared_unit"][1] is True  # a row missing is not a unit error
 
 
+@pytest.mark.slow
 def test_a_duplicated_partner_row_is_rejected_and_reported(workspace):
     copy_sample(workspace.landing, months=["202505", "202506", "202507"])
     june = workspace.landing / "exports" / "gacc_exports_202506.csv"
@@ -263,6 +243,7 @@ def test_a_duplicated_partner_row_is_rejected_and_reported(workspace):
     assert checks["no_gap_months"][:2] == ("WARN", False)  # June is now missing
 
 
+@pytest.mark.slow
 def test_a_missing_month_warns_and_still_publishes(workspace):
     copy_sample(workspace.landing, months=["202503", "202505", "202506"])
     result = workspace.build()
@@ -274,6 +255,7 @@ def test_a_missing_month_warns_and_still_publishes(workspace):
     assert workspace.scalar("SELECT count(DISTINCT month) FROM marts.fct_exports_monthly") == 3
 
 
+@pytest.mark.slow
 def test_cny_values_summed_as_usd_fail_the_rate_check(workspace):
     copy_sample(workspace.landing, months=["202505", "202506"])
     june = workspace.landing / "exports" / "gacc_exports_202506.csv"
@@ -300,6 +282,7 @@ def test_cny_values_summed_as_usd_fail_the_rate_check(workspace):
     assert fct[0] == fct[1] and float(fct[2]) == 353_000  # quantity not doubled
 
 
+@pytest.mark.slow
 def test_make_run_prints_failed_checks_and_exits_non_zero(tmp_path):
     ws = make_workspace(tmp_path)
     copy_sample(ws.landing, months=["202505", "202506"])

@@ -30,6 +30,7 @@ def served(tmp_path_factory):
     return ws
 
 
+@pytest.mark.slow
 def test_readers_keep_working_through_a_rebuild_and_see_the_new_data_after_reconnecting(served, tmp_path):
     ws = served
     copy_sample(ws.landing, months=["202512"])  # the December release arrives
