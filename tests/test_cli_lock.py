@@ -1,4 +1,4 @@
-"""The CLI's build lock and the release of dead runs.
+"""The build lock (one build or run writes the warehouse at a time) and the release of dead runs.
 
 A killed `make run` leaves its Dagster run STARTED with the `duckdb_warehouse` pool slot
 claimed. The next build holds $DAGSTER_HOME/cli_build.lock (an flock the kernel drops when its
@@ -215,3 +215,45 @@ def _folder(target: Path, name: str, age_s: float, now: float) -> Path:
     for p in [path / "compiled" / "customs" / "m.sql", path / "compiled" / "customs", path / "compiled", path / "dbt.log", path]:
         os.utime(p, (now - age_s, now - age_s))
     return path
+
+
+# A run launched from the UI, a sensor or the schedule: a process of its own executing a run of
+# the job on the same instance, without the CLI's tag (what `dagster dev`'s run worker does).
+OTHER_RUN = textwrap.dedent(
+    """
+    import sys
+    from dagster import DagsterInstance
+    from dagster_project.definitions import defs
+    from dagster_project.defs.jobs import INGEST_KEYS
+
+    job = defs.resolve_job_def("build_warehouse").get_subset(asset_selection=set(INGEST_KEYS), asset_check_selection=set())
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    sys.exit(0 if result.success else 1)
+    """
+)
+
+
+def test_a_run_from_the_ui_waits_for_a_cli_build_for_its_whole_run(home, tmp_path):
+    """Runs, not only steps, take turns on the working copy: a run that is not a CLI build's
+    waits, before its first step, for the build holding $DAGSTER_HOME's lock, says so, and then
+    runs."""
+    (tmp_path / "landing" / "exports").mkdir(parents=True)
+    working = tmp_path / "wh" / "warehouse.duckdb.build"
+    lock = BuildLock.for_dagster_home(home)
+    assert lock.try_acquire()  # a CLI build is running
+    try:
+        proc = _spawn(OTHER_RUN, env=_env(home), log=tmp_path / "other_run.log")
+        deadline = time.monotonic() + 180
+        while "waiting for the build that holds" not in proc.log.read_text():
+            assert proc.poll() is None, proc.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the other run never said it waits"
+            time.sleep(0.2)
+        time.sleep(2)
+        assert proc.poll() is None, "the other run went on while the CLI build held the lock"
+        assert not working.exists(), "the other run's ingest touched the working copy"
+    finally:
+        lock.release()
+    assert proc.wait(timeout=300) == 0, proc.log.read_text()[-3000:]
+    assert working.exists()
+    assert f"{lock.path} (pid {os.getpid()})" in proc.log.read_text()
