@@ -369,6 +369,6 @@ def test_the_dbt_tests_catch_what_the_gate_no_longer_checks(sample_build, tmp_pa
         return {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
 
     # a build of June tests June: the duplicate fails, May's negative quantity is not June's
-    assert failing_tests("--vars", '{"months": ["2025-06-01"]}') == {FACT_DBT_TESTS[0]}
+    assert failing_tests("--vars", '{"first_month": "2025-06-01", "last_month": "2025-06-01"}') == {FACT_DBT_TESTS[0]}
     # a build of every month tests every month
     assert failing_tests() == {FACT_DBT_TESTS[0], "non_negative_fct_exports_monthly_quantity"}
