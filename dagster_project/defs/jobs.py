@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import duckdb
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
-from dagster_project.defs.partitions import months_built_at, range_tags
+from dagster_project.defs.partitions import code_versions, months_built_at, range_tags
 from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.transform.dbt_assets import (
     BUILT_FROM_THE_PROJECT,
@@ -78,13 +78,6 @@ def _relation(key: AssetKey) -> tuple[str, str]:
     return (key.path[0], key.path[-1])
 
 
-def _code_versions(instance: DagsterInstance, assets_def, keys) -> tuple[set[AssetKey], set[AssetKey]]:
-    """(the keys whose code changed since their last materialisation, the keys never materialised)."""
-    current = assets_def.code_versions_by_key
-    last = instance.get_latest_materialization_code_versions(list(keys))
-    return {k for k in keys if last.get(k) not in (None, current.get(k))}, {k for k in keys if last.get(k) is None}
-
-
 def _upstream_of_monthly() -> set[AssetKey]:
     """The unpartitioned dbt models the monthly ones read (dims, staging, seeds), at any depth."""
     deps = {**customs_dbt_models.asset_deps, **customs_monthly_models.asset_deps}
@@ -105,9 +98,9 @@ def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> Bui
     """The months (and project models) the next runs must build, from Dagster's record and the loads."""
     latest = latest_load_by_month(con)
     built = months_built_at(instance, MONTHLY_KEYS)
-    stale, never = _code_versions(instance, customs_dbt_models, BUILT_FROM_THE_PROJECT)
+    stale, never = code_versions(instance, customs_dbt_models, BUILT_FROM_THE_PROJECT)
     # a monthly model's SQL, or that of a model it reads (a dim, a seed), changed since it was built
-    changed, _ = _code_versions(instance, customs_monthly_models, MONTHLY_KEYS)
+    changed, _ = code_versions(instance, customs_monthly_models, MONTHLY_KEYS)
     changed |= stale & UPSTREAM_OF_MONTHLY
     missing = missing_relations(con, [_relation(k) for k in MONTHLY_KEYS])
     if not built:
@@ -125,7 +118,7 @@ def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> Bui
     absent = set(missing_relations(con, [_relation(k) for k in BUILT_FROM_THE_PROJECT]))
     absent_keys = {k for k in BUILT_FROM_THE_PROJECT if _relation(k) in absent}
     # the docs show the project: regenerated when the dbt manifest changed (their code version)
-    docs_stale, docs_never = _code_versions(instance, dbt_docs_site, dbt_docs_site.keys)
+    docs_stale, docs_never = code_versions(instance, dbt_docs_site, dbt_docs_site.keys)
     return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never), because if months else None)
 
 

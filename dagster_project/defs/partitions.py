@@ -12,7 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable, Mapping
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MonthlyPartitionsDefinition, PartitionKeyRange
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    DagsterInstance,
+    MonthlyPartitionsDefinition,
+    PartitionKeyRange,
+)
 
 from dagster_project.lib.months import key_month, month_key, months_between
 
@@ -93,3 +100,14 @@ def months_materialized_since(
         months.update(materialized_months(instance, key, after=since))
     return sorted(months)
 
+
+
+def code_versions(
+    instance: DagsterInstance, assets_def: AssetsDefinition, keys: Iterable[AssetKey]
+) -> tuple[set[AssetKey], set[AssetKey]]:
+    """(the keys whose code version changed since their last materialisation, the keys never
+    materialised): a dbt model's code version is its SQL's checksum (dagster-dbt's default)."""
+    keys = list(keys)
+    current = assets_def.code_versions_by_key
+    last = instance.get_latest_materialization_code_versions(keys)
+    return {k for k in keys if last.get(k) not in (None, current.get(k))}, {k for k in keys if last.get(k) is None}

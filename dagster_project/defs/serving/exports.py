@@ -8,9 +8,9 @@ dagster.yaml, so nothing is built between that record and the export it describe
 import datetime as dt
 from typing import Mapping
 
-from dagster import AssetExecutionContext, AssetKey, Config, DagsterInstance, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, DagsterInstance, MaterializeResult, MetadataValue, asset
 
-from dagster_project.defs.partitions import last_materialized_at, months_materialized_since
+from dagster_project.defs.partitions import code_versions, last_materialized_at, months_materialized_since
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
 from dagster_project.defs.serving.warehouse import MART_KEYS, served_warehouse
@@ -30,11 +30,11 @@ class ParquetExportConfig(Config):
     partition_threshold_rows: int = 1_000_000
 
 
-def changed_since_last_export(instance: DagsterInstance, code_version: str | None) -> Mapping[str, Years] | None:
+def changed_since_last_export(instance: DagsterInstance, assets_def: AssetsDefinition) -> Mapping[str, Years] | None:
     """What of each mart changed since the last export (see export_marts); None: everything
     (never exported, or exported by another version of the writer)."""
-    recorded = instance.get_latest_materialization_code_versions([EXPORTS_KEY]).get(EXPORTS_KEY)
-    if recorded is None or recorded != code_version:
+    changed, never = code_versions(instance, assets_def, [EXPORTS_KEY])
+    if changed or never:
         return None
     months = months_materialized_since(instance, MONTHLY_KEYS, EXPORTS_KEY)
     if months is None:
@@ -76,7 +76,7 @@ def parquet_exports(
 ) -> MaterializeResult:
     from dagster_project.lib.serving.parquet_export import export_marts
 
-    changed = changed_since_last_export(context.instance, context.assets_def.code_versions_by_key[EXPORTS_KEY])
+    changed = changed_since_last_export(context.instance, context.assets_def)
     if changed is None:
         context.log.info("no earlier export by this writer in Dagster's record: every table written")
     else:

@@ -8,9 +8,9 @@ and drawing (~1 s a build).
 
 import base64
 
-from dagster import AssetExecutionContext, AssetKey, DagsterInstance, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, DagsterInstance, MaterializeResult, MetadataValue, asset
 
-from dagster_project.defs.partitions import months_materialized_since
+from dagster_project.defs.partitions import code_versions, months_materialized_since
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.serving.warehouse import served_warehouse
 from dagster_project.lib.months import month_label
@@ -21,12 +21,12 @@ REPORT_KEY = AssetKey(["serving", "analyst_report"])
 GROWTH_KEYS = [AssetKey(["marts", "export_growth_monthly"]), AssetKey(["marts", "export_growth_rare_earths"])]
 
 
-def why_draw(instance: DagsterInstance, code_version: str | None) -> str | None:
+def why_draw(instance: DagsterInstance, assets_def: AssetsDefinition) -> str | None:
     """Why the report must be drawn again according to Dagster's record; None: it need not."""
-    recorded = instance.get_latest_materialization_code_versions([REPORT_KEY]).get(REPORT_KEY)
-    if recorded is None:
+    changed, never = code_versions(instance, assets_def, [REPORT_KEY])
+    if never:
         return "no report in Dagster's record"
-    if recorded != code_version:
+    if changed:
         return "the renderer changed"
     months = months_materialized_since(instance, GROWTH_KEYS, REPORT_KEY)
     if months:
@@ -48,7 +48,7 @@ def why_draw(instance: DagsterInstance, code_version: str | None) -> str | None:
 )
 def analyst_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     out_dir = warehouse.settings().outputs_dir / "report"
-    reason = why_draw(context.instance, context.assets_def.code_versions_by_key[REPORT_KEY])
+    reason = why_draw(context.instance, context.assets_def)
     # Dagster records that the report was drawn, not that its files are still on disk as drawn:
     # data/report is a plain folder people open, copy and tidy up. report.json's hashes of the
     # three files (milliseconds to check) catch a file deleted or edited since.

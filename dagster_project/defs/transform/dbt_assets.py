@@ -30,7 +30,7 @@ from dagster import (
 )
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from dagster_project.defs.partitions import CUSTOMS_MONTH
+from dagster_project.defs.partitions import CUSTOMS_MONTH, code_versions
 from dagster_project.defs.resources import DUCKDB_POOL, WarehouseResource
 from dagster_project.lib.months import add_months, first_of_month, growth_months, month_label, months_between
 from dagster_project.lib.quality.audit import record_check_results
@@ -169,14 +169,6 @@ def _dbt_build(
         raise error
 
 
-def _code_changed(context: AssetExecutionContext) -> list[str]:
-    """The selected models whose SQL changed since their last materialisation (Dagster code versions)."""
-    current = context.assets_def.code_versions_by_key
-    keys = list(context.selected_asset_keys)
-    last = context.instance.get_latest_materialization_code_versions(keys)
-    return sorted(k.to_user_string() for k in keys if last.get(k) is not None and last[k] != current.get(k))
-
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -199,7 +191,7 @@ def customs_monthly_models(
     """
     window = context.partition_time_window
     first, last = first_of_month(window.start.date()), add_months(first_of_month(window.end.date()), -1)
-    changed = _code_changed(context)
+    changed = sorted(k.to_user_string() for k in code_versions(context.instance, context.assets_def, context.selected_asset_keys)[0])
     with warehouse.connect() as con:
         span = loaded_month_span(con)
     covers_all = span is not None and first <= span[0] and last >= span[1]
