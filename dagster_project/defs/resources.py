@@ -66,7 +66,7 @@ class WarehouseResource(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Once per run with the in-process executor, when the run starts.
-        run = context.dagster_run
+        run = context.run
         if run is None:
             return
         prefetch_imports(run.step_keys_to_execute)
@@ -81,7 +81,7 @@ class WarehouseResource(ConfigurableResource):
         build or run that holds it. An ephemeral instance (tests) has no home to share.
         """
         home = context.instance.root_directory if context.instance else None
-        if not home or context.dagster_run.tags.get(CLI_PID_TAG) == str(os.getpid()):
+        if not home or context.run.tags.get(CLI_PID_TAG) == str(os.getpid()):
             return
         lock = BuildLock.for_dagster_home(home)
         lock.acquire(on_wait=lambda pid: context.log.info(

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from dagster_project.lib.ingest.landing_files import discover
+from dagster_project.lib.warehouse.build_lock import CLI_PID_TAG
 from dagster_project.lib.settings import get_settings
 from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan_from_ingest, steps_of
 
@@ -74,6 +75,12 @@ def build_requests(event: EventLogEntry, asset_graph) -> list[RunRequest]:
     description="After an ingest, builds the months it left to build: one run per range of months (customs_month partitions).",
 )
 def build_months_after_ingest(context: SensorEvaluationContext, asset_event: EventLogEntry):
+    ingest = context.instance.get_run_by_id(asset_event.run_id)
+    if ingest is not None and CLI_PID_TAG in ingest.tags:
+        # `make run` starts the runs after its own ingest itself: requesting them again would
+        # rebuild the same months once more
+        yield SkipReason(f"ingest run {asset_event.run_id} is a make run's, which builds its months itself")
+        return
     requests = build_requests(asset_event, context.repository_def.asset_graph)
     if not requests:
         yield SkipReason(f"ingest run {asset_event.run_id} left no month to build")

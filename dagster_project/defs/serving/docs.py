@@ -32,10 +32,15 @@ PUBLISHED = {"manifest.json": "manifest.json", "catalog.json": "catalog.json", "
 
 def _project_version() -> str:
     """What the docs show, as a code version: the dbt manifest without the metadata of its parse
-    (a parse's time and id change every time `dagster dev` starts). A build regenerates the
+    and each node's parse time (they change every time `dagster dev` parses). A build regenerates the
     docs when this differs from their last materialisation's (defs/jobs.py)."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     manifest.pop("metadata", None)
+    for section in manifest.values():  # each node's `created_at` is the time of the parse too
+        if isinstance(section, dict):
+            for node in section.values():
+                if isinstance(node, dict):
+                    node.pop("created_at", None)
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
