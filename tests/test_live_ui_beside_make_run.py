@@ -15,9 +15,8 @@ Case B: a UI run has started a step when make run starts. The step timings of ev
 back from the UI's GraphQL API: no run has a step within another run's, every publish follows its
 own run's gate with nothing of another run in between, and the served marts are a clean build's.
 
-The sensor build_months_after_ingest is switched off first: on, it also rebuilds the months of
-every make run's ingest, in runs that stand in the queue before the UI's (they take turns the
-same way: the lock holds them too).
+The sensor build_months_after_ingest stays on, as by default: it leaves make run's ingests to
+make run (their runs carry the CLI's pid tag).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from pathlib import Path
 import pytest
 from conftest import make_workspace
 from gacc_files import copy_sample
-from test_live_daemon import MONTHS_SENSOR, PHASE_DEADLINE, DagsterDev, _repository, dagster_dev
+from test_live_daemon import PHASE_DEADLINE, DagsterDev, _repository, dagster_dev
 from test_quality_gate import marts_hash
 
 from dagster_project.definitions import defs
@@ -81,16 +80,6 @@ class RunLog:
     def describe(self, t0: float) -> str:
         a, b = self.span
         return f"{self.run_id[:8]} {self.who:<22} {self.status:<7} steps {a - t0:6.1f} .. {b - t0:6.1f} s ({len(self.steps)})"
-
-
-def _stop_sensor(dev: DagsterDev, repo: dict, name: str) -> None:
-    """The sensor's toggle in the UI."""
-    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"], "sensorName": name}
-    state = dev.gql("""query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { sensorState { id } } } }""",
-                    {"s": selector})["sensorOrError"]["sensorState"]
-    stopped = dev.gql("""mutation($id: String) { stopSensor(id: $id) { __typename
-        ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }""", {"id": state["id"]})["stopSensor"]
-    assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
 
 
 def _ui_selection() -> tuple[list, list]:
@@ -205,7 +194,6 @@ def test_a_ui_run_and_make_run_take_turns(tmp_path, monkeypatch):
     with dagster_dev(live, landing, warehouse) as dev:
         try:
             repo = _repository(dev)
-            _stop_sensor(dev, repo, MONTHS_SENSOR)
             lock = BuildLock.for_dagster_home(dev.home)
             cli["first"] = MakeRun(dev, landing, warehouse, "first")
             cli["first"].finish()  # a served file to start from

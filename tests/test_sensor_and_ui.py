@@ -92,3 +92,25 @@ def test_the_ui_serves_the_asset_graph_with_checks(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_months_sensor_leaves_make_runs_ingest_to_make_run(workspace):
+    """build_months_after_ingest builds after the ingests of the UI, the landing sensor and the
+    schedule; a `make run` ingest (tagged with the CLI's pid) is followed by make run's own runs."""
+    from dagster import build_sensor_context
+
+    from dagster_project.definitions import defs
+    from dagster_project.defs.jobs import INGEST_KEYS
+    from dagster_project.lib.warehouse.build_lock import CLI_PID_TAG
+
+    copy_sample(workspace.landing, months=["202505"])
+    job = defs.resolve_job_def("build_warehouse").get_subset(asset_selection=set(INGEST_KEYS), asset_check_selection=set())
+    months = defs.resolve_sensor_def("build_months_after_ingest")
+    with workspace.instance() as instance:
+        assert job.execute_in_process(instance=instance, tags={CLI_PID_TAG: str(os.getpid())}).success
+        tick = months.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+        assert not tick.run_requests and "builds its months itself" in tick.skip_message
+        copy_sample(workspace.landing, months=["202506"])
+        assert job.execute_in_process(instance=instance).success  # an ingest from the UI
+        tick = months.evaluate_tick(build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs))
+    assert [r.tags["dagster/asset_partition_range_start"] for r in tick.run_requests] == ["2025-05"]
