@@ -13,20 +13,19 @@ from gacc_files import copy_sample
 
 
 def _build(workspace, run_config=None):
-    """The first build as the CLI makes it; with run_config, a run of every month (2024-01..2025-12)
-    of everything but the ingest: the monthly models are partitioned by month."""
+    """The first build as the CLI makes it; with run_config, a run of the monthly models for every
+    month (2024-01..2025-12), as the UI's launchpad would start one."""
     from dagster_project.definitions import defs
-    from dagster_project.defs.jobs import INGEST_KEYS
+    from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
 
     os.environ["CUSTOMS_LANDING_DIR"] = str(workspace.landing)
     os.environ["WAREHOUSE_PATH"] = str(workspace.warehouse)
     if run_config is None:
         return workspace.build()
-    graph = defs.resolve_asset_graph()
     with DagsterInstance.ephemeral() as instance:
         return defs.resolve_job_def("build_warehouse").execute_in_process(
             instance=instance, run_config=run_config, raise_on_error=False,
-            asset_selection=[k for k in graph.materializable_asset_keys if k not in INGEST_KEYS],
+            asset_selection=sorted(MONTHLY_KEYS, key=lambda k: k.path),
             tags={"dagster/asset_partition_range_start": "2024-01", "dagster/asset_partition_range_end": "2025-12"},
         )
 
@@ -40,10 +39,10 @@ def test_dbt_out_of_memory_names_the_setting_and_keeps_the_served_file(workspace
 
     # nothing new to load, so only dbt's full refresh needs memory: far too little of it
     monkeypatch.setenv("CUSTOMS_DUCKDB_MEMORY_LIMIT", "24MB")
-    result = _build(workspace, {"ops": {"customs_dbt_models": {"config": {"full_refresh": True}}}})
+    result = _build(workspace, {"ops": {"customs_monthly_models": {"config": {"full_refresh": True}}}})
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["customs_dbt_models"]
+    assert [e.step_key for e in failures] == ["customs_monthly_models"]
     message = failures[0].step_failure_data.error.cause.message if failures[0].step_failure_data.error.cause else ""
     message = message or failures[0].step_failure_data.error.message
     assert "dbt ran out of DuckDB memory (CUSTOMS_DUCKDB_MEMORY_LIMIT=24MB" in message
