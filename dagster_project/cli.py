@@ -120,11 +120,14 @@ def build(args: argparse.Namespace) -> int:
     try:
         from dagster_project.definitions import defs
         from dagster_project.lib.serving.run_report import print_run_report
+        from dagster_project.lib.warehouse.notices import collecting
 
         from dagster_project.defs.jobs import build_in_process
 
         job = defs.resolve_job_def("build_warehouse")
-        with _instance() as instance:
+        # what the build says about the warehouse files (a damaged copy rebuilt, a WAL set aside):
+        # in the runs' logs, and again in the report, where Dagster's debug lines do not bury it
+        with _instance() as instance, collecting() as notices:
             for released in release_dead_runs(instance, lock):
                 print(released.describe())
             # the ingest, then one run per range of the months it left to build (defs/jobs.py)
@@ -136,7 +139,7 @@ def build(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     elapsed = time.perf_counter() - started
-    return print_run_report(settings, result, elapsed)
+    return print_run_report(settings, result, elapsed, notices)
 
 
 def _seconds(text: str) -> float:

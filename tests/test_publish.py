@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib.warehouse import working_copy as wh
+from dagster_project.lib.warehouse.notices import collecting
 from dagster_project.lib.settings import PROJECT_ROOT, Settings
 
 
@@ -66,6 +67,8 @@ def test_publish_serves_at_once_and_the_working_copy_comes_back(settings):
     assert filecmp.cmp(settings.working_path, settings.warehouse_path, shallow=False)
     leftovers = sorted(p.name for p in settings.data_dir.iterdir())
     assert leftovers == ["warehouse.duckdb", "warehouse.duckdb.build", "warehouse.duckdb.build.lock"]
+    assert oct(settings.warehouse_path.stat().st_mode & 0o777) == "0o444"  # readers only: see docs/bi_tools.md
+    assert settings.working_path.stat().st_mode & 0o200  # the copy back is the next build's to write
     assert _refreshers(settings) == []
 
     # the next build writes the copy, never the served file
@@ -101,7 +104,10 @@ def test_a_killed_background_copy_is_redone_by_the_next_build(settings):
         os.kill(pid, signal.SIGKILL)
     wh.wait_for_working_copy(settings)  # the kernel dropped the dead copy's lock
     assert not settings.working_path.exists() and list(settings.data_dir.glob("*.partial"))
-    wh.ensure_working_copy(settings)
+    with collecting() as notices:
+        wh.ensure_working_copy(settings)
+    [notice] = notices  # said, not done silently
+    assert "had not finished: it stopped half-way" in notice and "Copied again" in notice
     assert not list(settings.data_dir.glob("*.partial"))
     assert filecmp.cmp(settings.working_path, settings.warehouse_path, shallow=False)
     assert _marker(settings.working_path) == 9

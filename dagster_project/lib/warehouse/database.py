@@ -145,3 +145,18 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 def sql_str(path: Path | str) -> str:
     """A path inside a SQL string literal."""
     return str(path).replace("'", "''")
+
+
+def wal_path(path: Path) -> Path:
+    """The WAL DuckDB keeps beside a database file: named after the path, not the file."""
+    return path.with_name(path.name + ".wal")
+
+
+def discard_wal(path: Path) -> None:
+    """Remove the WAL of a file that is about to be created or replaced.
+
+    A WAL belongs to one database file, but DuckDB does not check that: opening a file
+    (read-only too) replays whatever `<file>.wal` lies beside it. Left from a killed process,
+    it would be applied to the new file that now has that name.
+    """
+    wal_path(path).unlink(missing_ok=True)

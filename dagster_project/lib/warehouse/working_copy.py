@@ -23,14 +23,31 @@ purpose). What that leaves behind and why it is safe:
   copies the served file itself.
 * a `.wal` beside a file that is about to be *replaced or created*: DuckDB would replay it
   onto the new file (even a read-only connection does), mixing two databases, so it is
-  removed first (`_discard_wal`).
+  removed first (`discard_wal`).
 * staged (transcoded) extracts in `<warehouse>.tmp/`: removed by the next build.
+
+What else can go wrong with the files, and what a build does about it (each time saying so:
+lib/warehouse/notices.py):
+
+* a working copy that DuckDB cannot read (cut short by a full disk or a crash of the machine,
+  a broken header: lib/warehouse/damage.py): set aside as `<warehouse>.build.damaged-<time>`
+  and copied again from the served file. With the served file damaged too, or none, there is
+  nothing to copy: the build stops with `WarehouseDamaged`, saying what to move away and re-run.
+  (Not started empty: the step that finds it may not be the build's first, and its run would
+  publish an empty warehouse.)
+* the served file is read-only on disk (0444), so a BI tool that opens it for writing gets an
+  error instead of changing what every reader sees. A WAL beside it all the same (written as
+  root, which the mode does not stop) would be replayed by every reader: each build sets it
+  aside as `<warehouse>.wal.ignored-<time>` when it starts, and so does the publish.
+* a background copy that failed (a full disk) removes its partial copy and leaves
+  `<warehouse>.build.copy-failed` saying why; the next build copies again and says so.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -39,7 +56,11 @@ from typing import TYPE_CHECKING, Iterator
 
 from dagster_project.lib.files import fsync_dir
 from dagster_project.lib.warehouse.build_lock import BuildLock
-from dagster_project.lib.warehouse.database import RAW_DDL, create_raw_tables, open_db, sql_str
+from dagster_project.lib.warehouse.damage import WarehouseDamaged, damage_reason, set_aside, truncation
+from dagster_project.lib.warehouse.database import RAW_DDL, create_raw_tables, discard_wal, open_db, sql_str
+from dagster_project.lib.warehouse.leftovers import clean_leftovers, last_copy_failure, record_copy_failure
+from dagster_project.lib.warehouse.notices import notice
+from dagster_project.lib.warehouse.served_file import serve, set_aside_served_wal
 from dagster_project.lib.settings import PROJECT_ROOT, STORAGE_VERSION, Settings
 
 if TYPE_CHECKING:
@@ -48,22 +69,8 @@ if TYPE_CHECKING:
 AUDIT_TABLES = ("audit.rejected_files", "audit.check_results")
 
 
-def _wal(path: Path) -> Path:
-    return path.with_name(path.name + ".wal")
-
-
-def _discard_wal(path: Path) -> None:
-    """Remove the WAL of a file that is about to be created or replaced.
-
-    A WAL belongs to one database file, but DuckDB does not check that: opening a file
-    (read-only too) replays whatever `<file>.wal` lies beside it. Left from a killed process,
-    it would be applied to the new file that now has that name.
-    """
-    _wal(path).unlink(missing_ok=True)
-
-
 def _create_empty(path: Path) -> None:
-    _discard_wal(path)
+    discard_wal(path)
     con = open_db()
     try:
         con.execute(f"ATTACH '{sql_str(path)}' AS fresh (STORAGE_VERSION '{STORAGE_VERSION}')")
@@ -77,36 +84,33 @@ def _create_empty(path: Path) -> None:
 
 def _replace(tmp: Path, dst: Path) -> None:
     """Put `tmp` in place of `dst` in one atomic rename, without `dst`'s old WAL."""
-    _discard_wal(dst)
+    discard_wal(dst)
     os.replace(tmp, dst)
     fsync_dir(dst.parent)
 
 
+def _writable(path: Path) -> None:
+    """The working copy is written by every build, whatever mode the file it was copied from had."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & stat.S_IWUSR:
+        os.chmod(path, mode | stat.S_IWUSR)
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
-    """Copy a closed, checkpointed DuckDB file over `dst` atomically: readers see the old or the new file."""
+    """Copy a closed, checkpointed DuckDB file over `dst` atomically: readers see the old or the new file.
+
+    A copy that fails (a full disk) removes its partial file: it is never valid, and it holds the space."""
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")
-    _discard_wal(tmp)
-    shutil.copyfile(src, tmp)
-    with tmp.open("rb+") as handle:
-        os.fsync(handle.fileno())
+    discard_wal(tmp)
+    try:
+        shutil.copyfile(src, tmp)  # a new file: not the served file's read-only mode
+        _writable(tmp)
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _replace(tmp, dst)
-
-
-def clean_leftovers(settings: Settings) -> None:
-    """What a killed build leaves besides the working copy is never valid: remove it.
-
-    Partial copies (`*.partial`, from publish or from creating the working copy) and their
-    WALs, and staged extracts. Builds run one at a time (the `duckdb_warehouse` pool), so
-    none of these belongs to a live build when the next one starts.
-    """
-    name = settings.warehouse_path.name
-    for pattern in (f"{name}*.partial", f"{name}*.partial.wal"):
-        for leftover in settings.data_dir.glob(pattern):
-            leftover.unlink(missing_ok=True)
-    if settings.staging_dir.is_dir():
-        for staged in settings.staging_dir.iterdir():
-            if staged.is_file():
-                staged.unlink(missing_ok=True)
 
 
 def working_copy_lock(settings: Settings) -> BuildLock:
@@ -116,6 +120,11 @@ def working_copy_lock(settings: Settings) -> BuildLock:
 
 
 def ensure_working_copy(settings: Settings) -> Path:
+    """Make sure there is a readable working copy with the raw and audit tables, under the working-copy lock.
+
+    What the last build or copy left is dealt with first, each time saying so (notices): the
+    partial copies, a WAL beside the served file, a damaged working copy.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     work = settings.working_path
     lock = working_copy_lock(settings)
@@ -123,15 +132,97 @@ def ensure_working_copy(settings: Settings) -> Path:
         f"waiting for the copy of {settings.warehouse_path.name} to the working copy that the last publish started "
         f"(pid {pid or 'unknown'}) ...", file=sys.stderr, flush=True))
     try:
-        clean_leftovers(settings)
-        # Start from what readers see, so raw loads and audit history carry over.
-        if not _copy_served_if_missing(settings) and not work.exists():
+        failed_copy = last_copy_failure(settings, clean_leftovers(settings))
+        set_aside_served_wal(settings)  # before the served file is copied: it is not copied, but readers replay it
+        damaged = None
+        if work.exists():
+            reason = _prepare(work)
+            if reason is not None:
+                damaged = (set_aside(work, "damaged"), reason)
+        if work.exists():
+            return work
+        if settings.warehouse_path.exists():
+            # Start from what readers see, so raw loads and audit history carry over.
+            _copy_served(settings, damaged)
+            if damaged is not None:
+                notice(f"the working copy {work} could not be read ({damaged[1]}): rebuilt from the served file "
+                       f"{settings.warehouse_path}; the damaged file is kept as {damaged[0]}. What had not been "
+                       "published is loaded and built again.")
+            elif failed_copy is not None:
+                notice(f"the last copy of the served file to the working copy {work.name} had not finished: "
+                       f"{failed_copy}. Copied again.")
+        elif damaged is not None:
+            # Starting empty is right at the start of a build (its ingest loads every landing file), but
+            # this may be a later step: its run would publish an empty warehouse. A person re-runs.
+            raise WarehouseDamaged(
+                f"The working copy {work} could not be read ({damaged[1]}; kept as {damaged[0]}), and there is no "
+                f"served file {settings.warehouse_path} to rebuild it from.\n"
+                f"The landing files in {settings.landing_dir} are intact (builds never modify them): run `make run` "
+                "again: it starts an empty working copy, loads every landing file and publishes a new served file."
+            )
+        else:
             _create_empty(work)
-        with connect_working(settings, ensure=False) as con:
-            create_raw_tables(con)
+            _prepare(work)
     finally:
         lock.release()
     return work
+
+
+def _prepare(path: Path) -> str | None:
+    """Open the working copy, check it, create what is missing of raw.* and audit.*; why it is damaged, or None.
+
+    Errors that are not damage (a lock another process holds, a full disk) are raised as they are.
+    """
+    import duckdb
+
+    _writable(path)
+    try:
+        con = open_db(path)
+    except duckdb.Error as exc:
+        reason = damage_reason(exc)
+        if reason is None:
+            raise
+        return reason
+    try:
+        reason = truncation(con, path)
+        if reason is None:
+            create_raw_tables(con)
+    except duckdb.Error as exc:
+        reason = damage_reason(exc)
+        if reason is None:
+            raise
+    finally:
+        con.close()
+    return reason
+
+
+def _copy_served(settings: Settings, damaged: tuple[Path, str] | None) -> None:
+    """With the working-copy lock held: copy the served file to the missing working copy, checked.
+
+    A copy that cannot be read means the served file is damaged too (BI tools cannot read it
+    either), and there is nothing left to build on: `WarehouseDamaged`, saying what to do.
+    """
+    work, served = settings.working_path, settings.warehouse_path
+    _atomic_copy(served, work)
+    reason = _prepare(work)
+    if reason is None:
+        return
+    work.unlink(missing_ok=True)  # a copy of the damaged served file: nothing to inspect that the original lacks
+    discard_wal(work)
+    reason = reason.replace(str(work), str(served))  # the copy's bytes are the served file's
+    what = (f"The working copy {work} could not be read ({damaged[1]}; kept as {damaged[0]}), and the served file "
+            if damaged else "There is no working copy, and the served file ")
+    raise WarehouseDamaged(
+        f"{what}{served} is damaged too ({reason}): there is no readable copy of the warehouse to build on, "
+        "and BI tools cannot read the served file either.\n"
+        f"The landing files in {settings.landing_dir} are intact (builds never modify them): rebuild the warehouse "
+        "from them.\n"
+        f"  1. move the damaged served file away: mv '{served}' '{served}.damaged'\n"
+        "  2. run `make run` again: it starts an empty working copy, loads every landing file and publishes a new "
+        "served file.\n"
+        "Or start from scratch with `make clean && make run` (the default data/ paths; it also removes Dagster's "
+        "record of the builds, the exports and the damaged files)."
+    )
 
 
 def _copy_served_if_missing(settings: Settings) -> bool:
@@ -214,7 +305,7 @@ def publish(settings: Settings, background: bool = True) -> Path:
         _checkpointed(work)
         with work.open("rb+") as handle:  # its blocks on disk before the new name points at them
             os.fsync(handle.fileno())
-        _replace(work, settings.warehouse_path)
+        serve(work, settings)
         if background:
             # the background process holds the lock from here on, through its copy of the descriptor
             lock.hand_over(_start_background_refresh(settings, lock))
@@ -230,7 +321,7 @@ def publish_audit_only(settings: Settings) -> None:
     if not settings.working_path.exists():
         return
     tmp = settings.warehouse_path.with_name(f"{settings.warehouse_path.name}.{os.getpid()}.audit.partial")
-    _discard_wal(tmp)  # e.g. left by a killed build that had the same pid (containers reuse pids)
+    discard_wal(tmp)  # e.g. left by a killed build that had the same pid (containers reuse pids)
     if settings.warehouse_path.exists():
         shutil.copyfile(settings.warehouse_path, tmp)
     else:  # the very first build failed: serve the audit tables alone
@@ -247,15 +338,19 @@ def publish_audit_only(settings: Settings) -> None:
         con.close()
     with tmp.open("rb+") as handle:
         os.fsync(handle.fileno())
-    _replace(tmp, settings.warehouse_path)
+    serve(tmp, settings)
 
 
 def _main(argv: list[str]) -> int:
     """`refresh <served path> <lock fd>`: the background copy `publish` starts."""
     if len(argv) == 3 and argv[0] == "refresh":
         served, fd = Path(argv[1]), int(argv[2])
+        settings = Settings(landing_dir=served.parent, warehouse_path=served)
         try:
-            refresh_working_copy(Settings(landing_dir=served.parent, warehouse_path=served), lock_held=True)
+            refresh_working_copy(settings, lock_held=True)
+        except Exception as exc:  # e.g. a full disk; its partial copy is removed already
+            record_copy_failure(settings, exc)  # still holding the lock: the next build reads it whole
+            return 1
         finally:
             os.close(fd)  # the last descriptor of publish's lock: the next build may go on
         return 0
