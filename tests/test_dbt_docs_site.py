@@ -92,6 +92,7 @@ def test_serving_only_run_documents_the_served_file_not_the_working_copy(sample_
     root = tmp_path / "wh"
     shutil.copytree(sample_build.warehouse.parent, root, ignore=shutil.ignore_patterns("*.build", "*.tmp", "*.wal", "*.dbt", "*.lock"))
     served = root / sample_build.warehouse.name
+    served.chmod(0o644)  # published read-only (0444): this copy is the test's to change
     con = duckdb.connect(str(served))
     con.execute("ALTER TABLE marts.dim_month ADD COLUMN only_in_the_served_file INTEGER")
     con.close()
