@@ -33,6 +33,7 @@ from dagster_project.lib.warehouse import working_copy as wh
 from dagster_project.lib.warehouse.damage import WarehouseDamaged
 from dagster_project.lib.warehouse.notices import collecting
 from gacc_files import copy_sample
+from test_publish import _marker, _write_marker
 
 BASE_MONTHS = ["202505", "202506"]
 NEW_MONTH = "202507"
@@ -380,16 +381,9 @@ def _published(tmp_path: Path, marker: int, rows: int = 1) -> Settings:
     """A served file and its working copy, as after a build: `main.marker` holds `marker`."""
     s = Settings(landing_dir=tmp_path / "landing", warehouse_path=tmp_path / "wh" / "warehouse.duckdb")
     wh.ensure_working_copy(s)
-    with wh.connect_working(s) as con:
-        con.execute(f"CREATE OR REPLACE TABLE main.marker AS SELECT {marker} AS v, hash(range) AS h FROM range({rows})")
+    _write_marker(s, marker, rows)
     wh.publish(s)
     wh.wait_for_working_copy(s)
     return s
 
 
-def _marker(path: Path) -> int:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("SELECT max(v) FROM main.marker").fetchone()[0]
-    finally:
-        con.close()
