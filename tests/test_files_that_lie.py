@@ -191,6 +191,21 @@ def test_temporary_download_names_are_skipped_and_loaded_once_renamed(workspace)
     assert ingest_metadata(second)["files_skipped_temporary"] == 2  # Safari's folder and Office's file are still there
 
 
+def test_the_landing_sensor_asks_for_finished_downloads_only(workspace):
+    from dagster import DagsterInstance, build_sensor_context
+
+    from dagster_project.defs.sensors import landing_files_sensor
+
+    copy_sample(workspace.landing, months=["202505"])
+    exports = workspace.landing / "exports"
+    write_bytes(exports / "gacc_exports_202506.csv.crdownload", b"partial")
+    os.mkfifo(exports / "pipe_202506.csv")  # stat'ed, never opened: the ingest refuses it with a reason
+    with DagsterInstance.ephemeral() as instance:
+        (request,) = list(landing_files_sensor(build_sensor_context(instance=instance)))
+    files = request.run_config["ops"]["raw_customs_extracts"]["config"]["files"]
+    assert files == ["exports/gacc_exports_202505.csv", "exports/pipe_202506.csv"]
+
+
 # -- a file replaced between its hash and its read ---------------------------------------------------------
 
 def _swap_at(point: str, monkeypatch, do_swap) -> None:
