@@ -117,7 +117,7 @@ def test_a_file_still_changing_within_the_settle_interval_is_deferred(gate, monk
     """The settle interval itself, without a build around it: a file appended to during it waits."""
     settings, con = gate
     monkeypatch.setenv("CUSTOMS_SETTLE_SECONDS", "1.5")
-    rows = [magnet_row("202506", str(p), 100 + p, 1000 + p) for p in range(101, 131)]
+    rows = [magnet_row("202506", str(p), 100 + p, 1000 + p) for p in range(101, 161)]  # 6 s of writing
     data = render_extract(rows)
     target = settings.landing_dir / TARGET
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, "/dev/stdin", str(target), "0.1"], stdin=subprocess.PIPE)
@@ -134,7 +134,7 @@ def test_a_file_still_changing_within_the_settle_interval_is_deferred(gate, monk
     assert "changed within the 1.5 s settle interval" in report.deferred[0].reason
     writer.wait(timeout=30)
     again = ingest(settings, con)
-    assert [(r.file_path, r.row_count) for r in again.loaded] == [(TARGET, 30)]
+    assert [(r.file_path, r.row_count) for r in again.loaded] == [(TARGET, 60)]
     assert con.execute("SELECT file_sha256 FROM raw.customs_loads").fetchall() == [(sha256(data),)]
 
 
