@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# Files the tests write are complete: no settle interval (the tests of it set their own).
+os.environ.setdefault("CUSTOMS_SETTLE_SECONDS", "0")
 
 
 @dataclass

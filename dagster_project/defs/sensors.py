@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 from dagster import (
@@ -10,15 +11,18 @@ from dagster import (
     sensor,
 )
 
-from dagster_project.lib.ingest.landing_files import discover
+from dagster_project.lib.ingest.landing_files import LandingFile, scan
 from dagster_project.lib.warehouse.build_lock import CLI_PID_TAG
 from dagster_project.lib.settings import get_settings
 from dagster_project.defs.jobs import INGEST_KEYS, RAW_LOADS_KEY, build_warehouse_job, plan_from_ingest, steps_of
 
 
-def _fingerprint(path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+def _fingerprint(f: LandingFile) -> str:
+    # the stat the listing took: a file whose folder may not be searched has none, and is a
+    # rejection the ingest reports, not a reason for the sensor to fail
+    if f.stat is None:
+        return f"unreadable:{getattr(f.error, 'errno', '')}"
+    return f"{f.stat.st_size}:{f.stat.st_mtime_ns}"
 
 
 @sensor(
@@ -33,13 +37,17 @@ def _fingerprint(path) -> str:
 def landing_files_sensor(context: SensorEvaluationContext):
     settings = get_settings()
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = {f.rel: _fingerprint(f.path) for f in discover(settings.landing_dir)}
+    # temporary download names (.crdownload, .part ...) are not listed: the finished file is
+    listing = scan(settings.landing_dir)
+    current = {f.rel: _fingerprint(f) for f in listing.files}
+    current.update({rel: f"unreadable folder:{exc.errno}" for rel, exc in listing.unreadable_dirs})
     changed = sorted(rel for rel, fp in current.items() if seen.get(rel) != fp)
     if not changed:
         yield SkipReason(f"no new or changed files in {settings.landing_dir}")
         return
     yield RunRequest(
-        run_key=f"landing:{hash(tuple((rel, current[rel]) for rel in changed)) & 0xFFFFFFFF:08x}",
+        # the same files in the same state: the same key, in whichever process the sensor runs
+        run_key="landing:" + hashlib.sha256(json.dumps([[rel, current[rel]] for rel in changed]).encode()).hexdigest()[:16],
         run_config={"ops": {"raw_customs_extracts": {"config": {"files": changed}}}},
         # the ingest alone: the monthly models need a run per range of months (build_months_after_ingest)
         asset_selection=INGEST_KEYS,

@@ -58,13 +58,24 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
 
     for rejection in report.rejected:
         context.log.error(f"REJECTED {rejection.file_path}: {rejection.reason}")
+    # not rejections (the run succeeds): files still being written, read by a later run
+    for deferral in report.deferred:
+        context.log.warning(f"DEFERRED {deferral.file_path}: {deferral.reason}")
+    if report.temporary:
+        context.log.info(
+            f"skipped {len(report.temporary)} download(s) still being written under a temporary name "
+            f"(.crdownload, .part, ...; see docs/file_formats.md): {', '.join(report.temporary[:20])}"
+            + (f" and {len(report.temporary) - 20} more" if len(report.temporary) > 20 else "")
+        )
     for loaded in report.loaded:
         for warning in loaded.warnings:
             context.log.warning(f"{loaded.file_path}: {warning}")
     context.log.info(
         f"loaded {len(report.loaded)} file(s) ({report.batched} many per statement), {report.rows_loaded} row(s); "
         f"{len(report.skipped)} already loaded; {len(report.rejected)} rejected; "
-        f"{report.hashed} file(s) hashed (the others unchanged since an earlier build)"
+        f"{len(report.deferred)} deferred to the next run; {len(report.temporary)} temporary download(s) skipped; "
+        f"{report.hashed} file(s) hashed (the others unchanged since an earlier build); "
+        f"{report.settle_wait_seconds:.1f} s waiting for just-modified files to settle"
     )
     rejected_md = markdown_table(["file", "reason"], [(r.file_path, r.reason) for r in report.rejected])
     yield MaterializeResult(
@@ -76,6 +87,16 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "files_loaded_in_batches": report.batched,
             "files_already_loaded": len(report.skipped),
             "files_hashed_this_run": report.hashed,
+            "files_deferred_to_next_run": len(report.deferred),
+            "files_skipped_temporary": len(report.temporary),
+            "deferred": MetadataValue.md(
+                markdown_table(["file", "why it waits for the next run"], [(d.file_path, d.reason) for d in report.deferred])
+                or "none"
+            ),
+            "temporary_downloads_skipped": MetadataValue.md(
+                markdown_table(["file"], [(rel,) for rel in report.temporary]) or "none"
+            ),
+            "settle_wait_seconds": round(report.settle_wait_seconds, 2),
             "landing_dir": str(settings.landing_dir),
         },
     )

@@ -28,6 +28,7 @@ from dagster_project.lib.ingest import gacc_format as fmt
 from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile, in_flow_folder, period_from_name
 from dagster_project.lib.ingest.load_record import LoadResult, load_warnings, period_name_warning, unit_conversions_text
 from dagster_project.lib.ingest.reference_data import NULL_TOKENS_SQL
+from dagster_project.lib.ingest.settling import change_since_listed
 from dagster_project.lib.ingest.staged_csv import READ_CSV_OPTIONS, columns_spec, first_line, header_name, stage_columns
 from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
 from dagster_project.lib.months import first_of_month
@@ -57,9 +58,9 @@ def _prepare(c: Candidate, staging_dir: Path, today: dt.date) -> bool:
     """Transcode and look at the header; False sends the file to the per-file gate."""
     if not in_flow_folder(c.lf.rel) or c.lf.path.suffix.lower() not in TEXT_SUFFIXES:
         return False
+    if c.lf.stat is None or c.lf.stat.st_size == 0:
+        return False
     try:
-        if c.lf.path.stat().st_size == 0:
-            return False
         staged = staging_dir / f"{c.load_id}.csv"
         c.shape = transcode_to_utf8(c.lf.path, staged)
     except (EncodingError, OSError, UnicodeError):
@@ -307,6 +308,11 @@ class BatchLoader:
 
     # -- loading, in the landing order ------------------------------------------------------------
     def _insert_in_order(self, candidates: list[Candidate]):
+        for c in candidates:
+            # the bytes staged must be the bytes hashed, and the file as it was listed; else the
+            # per-file gate reads it again, and defers it if it is still changing
+            if c.clean and (c.shape.sha256 != c.sha or change_since_listed(c.lf) is not None):
+                c.clean = False
         for is_clean, run in itertools.groupby(candidates, key=lambda c: c.clean):
             run = list(run)
             if is_clean:
@@ -334,7 +340,7 @@ class BatchLoader:
             if h.has("period") and c.name_period is not None and s["outside_name"]:
                 period_warning = period_name_warning(s["outside_name"], c.period_header, c.name_period)
             s["warnings"] = load_warnings(s["rows"], 0, period_warning, s["unknown_partners"], s["unknown_codes"])
-            meta.append((*s["key"], c.load_id, seq, c.lf.rel, c.sha, c.lf.path.stat().st_size, c.lf.rel.split("/")[0],
+            meta.append((*s["key"], c.load_id, seq, c.lf.rel, c.sha, c.shape.size, c.lf.rel.split("/")[0],
                          c.shape.encoding, h.language, h.currency, ",".join(dims),
                          "column" if h.has("period") else "file name", s["period_start"], s["period_end"], s["rows"],
                          s["conversions"], "; ".join(s["warnings"]) or None))

@@ -3,6 +3,7 @@
 A file is read whole into a DuckDB temp table, validated there with SQL (lib/ingest/row_checks.py),
 and then either inserted in one transaction with its lineage (file, SHA-256, load id, row number)
 or rejected with a reason that names the row and column at fault. Nothing is ever half-loaded.
+A file that changes while it is read or loaded is deferred (settling.Deferred), not judged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dagster_project.lib.ingest import gacc_format as fmt
 from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile, in_flow_folder, load_id_for
 from dagster_project.lib.ingest.load_record import LoadResult, Rejected, load_warnings
 from dagster_project.lib.ingest.row_checks import RowChecks, column_label
+from dagster_project.lib.ingest.settling import check_content, check_unchanged
 from dagster_project.lib.ingest.staged_csv import (
     READ_CSV_OPTIONS,
     columns_spec,
@@ -51,9 +53,6 @@ class FileLoader:
             raise Rejected(
                 f"not a CSV file (suffix '{lf.path.suffix}'): download the query as CSV from the GACC platform"
             )
-        if lf.path.stat().st_size == 0:
-            raise Rejected("empty file (0 bytes): the download failed; download it again")
-
         load_id = load_id_for(rel, sha, generation)
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         staged = self.staging_dir / f"{load_id}.csv"
@@ -61,7 +60,13 @@ class FileLoader:
             try:
                 shape = transcode_to_utf8(lf.path, staged)
             except EncodingError as exc:
+                check_unchanged(lf, "while it was read")  # a download cut short by its writer is not a bad file
                 raise Rejected(f"encoding: {exc}") from None
+            # from here on only the staged copy is read: its bytes are the ones hashed
+            check_content(lf, sha, shape.sha256)
+            check_unchanged(lf, "while it was read")
+            if shape.size == 0:
+                raise Rejected("empty file (0 bytes): the download failed; download it again")
             return self._load_staged(lf, rel, flow, sha, load_id, staged, shape)
         finally:
             staged.unlink(missing_ok=True)
@@ -123,6 +128,7 @@ class FileLoader:
         opt = lambda c: f"nullif(trim(s.{c}), '')" if header.has(c) else "NULL"  # noqa: E731
         value_col = "value_usd" if header.currency == "USD" else "value_cny"
 
+        check_unchanged(lf, "while it was loaded")
         self.con.execute("BEGIN TRANSACTION")
         try:
             load_seq = self.con.execute("SELECT nextval('raw.load_seq')").fetchone()[0]
@@ -154,7 +160,7 @@ class FileLoader:
                 """INSERT INTO raw.customs_loads VALUES
                 ($load_id, $seq, $rel, $sha, $size, $flow, $encoding, $lang, $currency, $dims, $period_source,
                  $start, $end, $rows, $conversions, $warnings, $run_id, $loaded_at)""",
-                {"load_id": load_id, "seq": load_seq, "rel": rel, "sha": sha, "size": lf.path.stat().st_size,
+                {"load_id": load_id, "seq": load_seq, "rel": rel, "sha": sha, "size": shape.size,
                  "flow": flow, "encoding": shape.encoding, "lang": header.language, "currency": header.currency,
                  "dims": ",".join(dims), "period_source": period_source, "start": period_start, "end": period_end,
                  "rows": row_count, "conversions": unit_conversions, "warnings": "; ".join(warnings) or None,

@@ -3,6 +3,11 @@
 Every new or changed file is validated and inserted in one transaction with its lineage, or
 recorded in audit.rejected_files with a reason that names the row and column at fault.
 Nothing is ever half-loaded, and the landing directory is only ever read.
+
+Only settled regular files are read. Temporary download names are skipped; a file still being
+written (modified during the settle interval, or while this run read it) is deferred to the
+next run (lib/ingest/settling.py); anything that is not a readable regular file (a FIFO, a
+device, a socket, a file or folder the build may not read) is a rejection, refused unopened.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import duckdb
 from dagster_project.lib.ingest import batch as batch_loading
 from dagster_project.lib.ingest.batch import Candidate
 from dagster_project.lib.ingest.file_loader import FileLoader
-from dagster_project.lib.ingest.landing_files import discover, load_id_for
+from dagster_project.lib.ingest.landing_files import load_id_for, scan
 from dagster_project.lib.ingest.landing_hashes import LandingHashes
 from dagster_project.lib.ingest.load_record import LoadResult, Rejected
 from dagster_project.lib.ingest.previous_loads import PreviousLoads
 from dagster_project.lib.ingest.reference_data import load_reference_tables
-from dagster_project.lib.ingest.refusals import refuse_before_reading
-from dagster_project.lib.ingest.report import IngestReport, Rejection, RejectionLog
+from dagster_project.lib.ingest.refusals import cannot_read, refuse_before_reading, unreadable_dir_reason
+from dagster_project.lib.ingest.report import Deferral, IngestReport, Rejection, RejectionLog
+from dagster_project.lib.ingest.settling import ContentChanged, Deferred, Settler
 from dagster_project.lib.settings import SEEDS_DIR
 
 
@@ -78,6 +84,11 @@ def ingest_landing(
         finally:
             batcher.discard_staged(files)  # BatchLoader.load does too, unless it failed before starting
         for c, outcome in outcomes:
+            if isinstance(outcome, Deferred):
+                report.deferred.append(Deferral(c.lf.rel, str(outcome)))
+                if isinstance(outcome, ContentChanged):
+                    hashes.forget(c.lf.rel)
+                continue
             if isinstance(outcome, LoadResult):
                 loaded.add(c.lf.rel, c.sha, outcome.period_source, outcome.period_start, outcome.period_end)
                 report.loaded.append(outcome)
@@ -97,20 +108,40 @@ def ingest_landing(
             load_oldest()
 
     wanted = set(only) if only is not None else None
-    present: set[str] = set()
+    listing = scan(landing_dir)
+    present = {lf.rel for lf in listing.files}
+    for rel, exc in listing.unreadable_dirs:
+        if wanted is None or rel in wanted:
+            rejections.record(report, Rejection(rel, None, unreadable_dir_reason(exc)))
+    report.temporary = [rel for rel in listing.temporary if wanted is None or rel in wanted]
+    settler = Settler(listing.listed_at)
     try:
-        for lf in discover(landing_dir):
-            present.add(lf.rel)
+        for lf in listing.files:
             if wanted is not None and lf.rel not in wanted:
                 continue
             refusal = refuse_before_reading(lf, landing_dir)
             if refusal is not None:
                 rejections.record(report, Rejection(lf.rel, None, refusal))
                 continue
+            companion = listing.unfinished.get(lf.rel)
+            if companion is not None:
+                report.deferred.append(Deferral(lf.rel, f"its download is still in progress ({companion} is beside it): "
+                                                        "deferred to the next run"))
+                continue
+            unsettled = settler.unsettled(lf)
+            if unsettled is not None:
+                report.deferred.append(Deferral(lf.rel, unsettled))
+                continue
             try:
                 sha = hashes.sha256(lf)
+            except Deferred as exc:
+                report.deferred.append(Deferral(lf.rel, str(exc)))
+                continue
+            except FileNotFoundError:
+                report.deferred.append(Deferral(lf.rel, "removed while the build ran"))
+                continue
             except OSError as exc:
-                report.rejected.append(Rejection(lf.rel, None, f"cannot read the file: {exc.strerror}"))
+                rejections.record(report, Rejection(lf.rel, None, cannot_read(exc, st=lf.stat)))
                 continue
             if any(c.sha == sha for c in pending) or any(c.sha == sha for files, _ in queued for c in files):
                 flush()  # whether this is a repeat depends on how the earlier copy loads
@@ -129,6 +160,7 @@ def ingest_landing(
         flush()
         hashes.save(con, present if wanted is None else None)
         report.hashed = hashes.hashed
+        report.settle_wait_seconds = settler.waited
     finally:
         # a failure part-way: nothing of the batches not loaded stays in the staging folder
         for files, preparing in queued:

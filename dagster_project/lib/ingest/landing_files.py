@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster_project.lib.ingest import gacc_format as fmt
+from dagster_project.lib.ingest.temporary_names import finished_name, is_temporary
 
 FLOWS = ("exports", "imports")
 TEXT_SUFFIXES = (".csv", ".txt")
@@ -19,26 +21,79 @@ TEXT_SUFFIXES = (".csv", ".txt")
 class LandingFile:
     path: Path
     rel: str  # posix path relative to the landing directory
+    # its stat when the directory was listed (links followed): what a change is measured against
+    stat: os.stat_result | None = None
+    error: OSError | None = None  # why there is no stat
+
+
+@dataclass
+class LandingScan:
+    """What a listing of the landing directory found."""
+
+    files: list[LandingFile] = field(default_factory=list)  # oldest first
+    temporary: list[str] = field(default_factory=list)  # downloads still being written under a temporary name
+    unfinished: dict[str, str] = field(default_factory=dict)  # file -> the temporary file beside it
+    unreadable_dirs: list[tuple[str, OSError]] = field(default_factory=list)
+    listed_at: float = 0.0  # time.time() when the listing ended
+
+
+def scan(landing_dir: Path) -> LandingScan:
+    """Every entry under the landing directory, with its stat, without opening any file.
+
+    Files whose name starts with a dot are hidden and skipped, as are the folders (symbolic links
+    to folders are not followed). A folder that cannot be listed is reported, not skipped
+    silently: the files in it would be missing from the warehouse without a word.
+    """
+    found = LandingScan()
+    if not landing_dir.is_dir():
+        found.listed_at = time.time()
+        return found
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else landing_dir
+        found.unreadable_dirs.append((_rel(where, landing_dir), exc))
+
+    for root, dirs, files in os.walk(landing_dir, onerror=unreadable):
+        here = Path(root)
+        for name in [d for d in dirs if is_temporary(d) and not d.startswith(".")]:
+            found.temporary.append(_rel(here / name, landing_dir))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_temporary(d))
+        names = set(files)
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = here / name
+            if is_temporary(name):
+                found.temporary.append(_rel(path, landing_dir))
+                target = finished_name(name)
+                if target in names:
+                    found.unfinished[_rel(here / target, landing_dir)] = _rel(path, landing_dir)
+                continue
+            try:
+                st, error = path.stat(), None
+            except OSError as exc:
+                st, error = None, exc
+            found.files.append(LandingFile(path, _rel(path, landing_dir), st, error))
+    found.files.sort(key=lambda f: (_mtime(f), f.rel))
+    found.temporary.sort()
+    found.listed_at = time.time()
+    return found
 
 
 def discover(landing_dir: Path) -> list[LandingFile]:
     """Every candidate file under the landing directory, oldest first (later files revise earlier ones)."""
-    if not landing_dir.is_dir():
-        return []
-    found = []
-    for root, dirs, files in os.walk(landing_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            found.append(LandingFile(path, path.relative_to(landing_dir).as_posix()))
-    return sorted(found, key=lambda f: (_mtime(f.path), f.rel))
+    return scan(landing_dir).files
 
 
-def _mtime(path: Path) -> float:
+def _rel(path: Path, landing_dir: Path) -> str:
+    return path.relative_to(landing_dir).as_posix() if path != landing_dir else "."
+
+
+def _mtime(f: LandingFile) -> float:
+    if f.stat is not None:
+        return f.stat.st_mtime
     try:
-        return path.lstat().st_mtime
+        return f.path.lstat().st_mtime
     except OSError:
         return 0.0
 

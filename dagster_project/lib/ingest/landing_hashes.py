@@ -8,6 +8,8 @@ import time
 import duckdb
 
 from dagster_project.lib.ingest.landing_files import LandingFile
+from dagster_project.lib.ingest.regular_files import stat_key
+from dagster_project.lib.ingest.settling import check_unchanged
 from dagster_project.lib.ingest.transcode import sha256_of
 
 
@@ -36,9 +38,13 @@ class LandingHashes:
         self.hashed = 0  # files read this build
 
     def sha256(self, lf: LandingFile) -> str:
+        """The file's SHA-256; Deferred if it changed since the landing directory was listed, or
+        while it was hashed (a download still being written), and then nothing is remembered."""
         now = time.time_ns()
         st = lf.path.stat()
-        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if lf.stat is not None and stat_key(st) != stat_key(lf.stat):
+            check_unchanged(lf, "since the landing directory was listed")
+        key = list(stat_key(st))
         cached = self.known.get(lf.rel)
         if cached is not None and list(cached[0]) == key:
             return cached[1]
@@ -46,9 +52,17 @@ class LandingHashes:
         self.hashed += 1
         if cached is not None:
             self.outdated.append(lf.rel)
+        if stat_key(lf.path.stat()) != tuple(key):
+            check_unchanged(lf, "while it was hashed")
         if now - max(st.st_mtime_ns, st.st_ctime_ns) >= self.RACY_NS:
             self.fresh[lf.rel] = (*key, sha)
         return sha
+
+    def forget(self, rel: str) -> None:
+        """The file's content was not what its hash said (it changed after hashing): hash it again next time."""
+        self.fresh.pop(rel, None)
+        if rel in self.known:
+            self.outdated.append(rel)
 
     def save(self, con: duckdb.DuckDBPyConnection, present: set[str] | None) -> None:
         """Remember the new hashes; with `present` (a whole-directory scan), forget files gone since."""

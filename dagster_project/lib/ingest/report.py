@@ -18,6 +18,25 @@ class Rejection:
 
 
 @dataclass
+class Deferral:
+    """A file left for the next run (still being written, or changed during this one): not a rejection."""
+
+    file_path: str
+    reason: str
+
+
+# A reason names the first rows at fault and counts the rest; this bounds whatever else it holds.
+MAX_REASON_CHARS = 2000
+
+
+def bounded(reason: str, limit: int = MAX_REASON_CHARS) -> str:
+    if len(reason) <= limit:
+        return reason
+    cut = len(reason) - limit
+    return f"{reason[:limit].rstrip()}… ({cut:,} more characters)"
+
+
+@dataclass
 class IngestReport:
     loaded: list[LoadResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already loaded (this path and content, or this content)
@@ -25,6 +44,9 @@ class IngestReport:
     duplicate_of: dict[str, str] = field(default_factory=dict)  # skipped path -> the path its content was loaded from
     batched: int = 0  # of the loaded files, how many went in many-per-statement (the rest one by one)
     hashed: int = 0  # files whose SHA-256 was computed (the others' were known from an earlier build)
+    deferred: list[Deferral] = field(default_factory=list)  # not settled: read by a later run
+    temporary: list[str] = field(default_factory=list)  # temporary download names, never read
+    settle_wait_seconds: float = 0.0  # time spent waiting for just-modified files to settle
 
     @property
     def rows_loaded(self) -> int:
@@ -42,6 +64,7 @@ class RejectionLog:
         }
 
     def record(self, report: IngestReport, rejection: Rejection) -> None:
+        rejection.reason = bounded(rejection.reason)
         report.rejected.append(rejection)
         key = (rejection.file_path, rejection.file_sha256, rejection.reason)
         if key not in self.recorded:

@@ -17,9 +17,19 @@ from dagster_project.lib.ingest.load_record import Rejected, period_name_warning
 from dagster_project.lib.months import first_of_month
 
 
+SHOWN_ROWS = 5  # a reason names this many rows at fault and counts the rest
+SHOWN_VALUE_CHARS = 60
+
+
 def column_label(header_names: dict[str, str], canonical: str) -> str:
     """A column as the user's file names it."""
     return f"column '{header_names[canonical]}'"
+
+
+def shown(value) -> str:
+    """A value as a reason quotes it: a 10 MB cell is not copied into the reason."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}…' ({len(str(value)):,} characters)"
 
 
 class RowChecks:
@@ -31,14 +41,14 @@ class RowChecks:
                     shown_sql: str | None = None, table: str = "_stage") -> None:
         """Reject the file if any row matches `where`, naming the first rows (row, line) and the column."""
         rows = self.con.execute(
-            f"SELECT row_number, {shown_sql or column} FROM {table} WHERE {where} ORDER BY row_number LIMIT 3"
+            f"SELECT row_number, {shown_sql or column} FROM {table} WHERE {where} ORDER BY row_number LIMIT {SHOWN_ROWS}"
         ).fetchall()
         if not rows:
             return
         total = self.con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
-        shown = "; ".join(f"row {r} (line {r + 1}): {v!r}" for r, v in rows)
-        more = f" and {total - len(rows)} more row(s)" if total > len(rows) else ""
-        raise Rejected(f"{column_label(header_names, column)}: {what} — {shown}{more}")
+        listed = "; ".join(f"row {r} (line {r + 1}): {shown(v)}" for r, v in rows)
+        more = f" and {total - len(rows):,} more row(s)" if total > len(rows) else ""
+        raise Rejected(f"{column_label(header_names, column)}: {what} — {listed}{more}")
 
     def codes(self, header: fmt.Header, names: dict[str, str]) -> None:
         self.reject_rows("NOT regexp_full_match(coalesce(trim(hs8), ''), '[0-9]{8}')", "hs8", names,
@@ -145,16 +155,16 @@ class RowChecks:
         )
         col = column_label(names, "unit")
         missing = self.con.execute(
-            "SELECT row_number FROM _stage_units WHERE unit_text IS NULL AND quantity IS NOT NULL ORDER BY 1 LIMIT 3"
+f"SELECT row_number FROM _stage_units WHERE unit_text IS NULL AND quantity IS NOT NULL ORDER BY 1 LIMIT {SHOWN_ROWS}"
         ).fetchall()
         if missing:
             raise Rejected(f"{col}: a quantity without a unit — " + "; ".join(f"row {r} (line {r + 1})" for (r,) in missing))
         unknown = self.con.execute(
-            "SELECT row_number, unit_text FROM _stage_units WHERE unit_text IS NOT NULL AND unit_code IS NULL ORDER BY 1 LIMIT 3"
+f"SELECT row_number, unit_text FROM _stage_units WHERE unit_text IS NOT NULL AND unit_code IS NULL ORDER BY 1 LIMIT {SHOWN_ROWS}"
         ).fetchall()
         if unknown:
-            shown = "; ".join(f"row {r} (line {r + 1}): {u!r}" for r, u in unknown)
-            raise Rejected(f"{col}: unknown unit — {shown}; see dbt/seeds/gacc_unit_aliases.csv for the units we read")
+            listed = "; ".join(f"row {r} (line {r + 1}): {shown(u)}" for r, u in unknown)
+            raise Rejected(f"{col}: unknown unit — {listed}; see dbt/seeds/gacc_unit_aliases.csv for the units we read")
         inconvertible = self.con.execute(
             """SELECT row_number, unit_text, hs8, declared_unit_zh, declared_unit_en FROM _stage_units
                WHERE unit_code IS NOT NULL AND unit_factor IS NULL ORDER BY 1 LIMIT 3"""
@@ -162,7 +172,7 @@ class RowChecks:
         if inconvertible:
             r, unit, hs8, dzh, den = inconvertible[0]
             raise Rejected(
-                f"row {r} (line {r + 1}), {col}: unit {unit!r} cannot be converted to {dzh} ({den}), "
+                f"row {r} (line {r + 1}), {col}: unit {shown(unit)} cannot be converted to {dzh} ({den}), "
                 f"the declared first unit of commodity {hs8}"
             )
         conversions = self.con.execute(
@@ -176,18 +186,27 @@ class RowChecks:
         key = [("p.period_start", None), ("p.period_end", None), ("trim(s.hs8)", "hs8"),
                ("lpad(trim(s.partner_code), 3, '0')", "partner_code")]
         key += [(f"trim(s.{c})", c) for c in ("regime_code", "province_code") if header.has(c)]
+        # the first key that repeats (by its first row), its first rows, and how many rows and
+        # keys repeat in all: a file of thousands of copies of one row gets a short reason
         dupes = self.con.execute(
-            f"""SELECT list(s.row_number ORDER BY s.row_number), {', '.join(k for k, _ in key)}
-                FROM _stage s JOIN _period p USING (row_number)
-                GROUP BY ALL HAVING count(*) > 1 ORDER BY 1 LIMIT 3"""
+            f"""WITH k AS (
+                    SELECT list(s.row_number ORDER BY s.row_number)[:{SHOWN_ROWS}] AS rows, count(*) AS n,
+                           min(s.row_number) AS first_row, {', '.join(k for k, _ in key)}
+                    FROM _stage s JOIN _period p USING (row_number)
+                    GROUP BY ALL HAVING count(*) > 1
+                )
+                SELECT * EXCLUDE (first_row), count(*) OVER () AS keys, sum(n) OVER () AS repeated_rows
+                FROM k ORDER BY first_row LIMIT 1"""
         ).fetchall()
         if dupes:
-            rows, start, end, *values = dupes[0]
+            rows, n, start, end, *values, keys, repeated_rows = dupes[0]
             period = f"{start:%Y%m}" + (f"-{end:%Y%m}" if end != start else "")
             period_name = names.get("period", "period (from the file name)")
-            cols = ", ".join(f"'{n}'" for n in [period_name] + [names[c] for _, c in key[2:]])
+            cols = ", ".join(f"'{name}'" for name in [period_name] + [names[c] for _, c in key[2:]])
+            more = f" and {n - len(rows):,} more row(s)" if n > len(rows) else ""
+            others = (f"; {keys - 1:,} other key(s) repeat too ({repeated_rows - n:,} rows)" if keys > 1 else "")
             raise Rejected(
-                f"duplicate key: rows {', '.join(map(str, rows))} (lines {', '.join(str(r + 1) for r in rows)}) repeat "
-                f"({cols}) = ({', '.join([period] + [str(v) for v in values])}); a download has one row per key"
-                + (f" ({len(dupes)}+ keys repeat)" if len(dupes) > 1 else "")
+                f"duplicate key: rows {', '.join(map(str, rows))} (lines {', '.join(str(r + 1) for r in rows)}){more} repeat "
+                f"({cols}) = ({', '.join([period] + [shown(v) if len(str(v)) > SHOWN_VALUE_CHARS else str(v) for v in values])})"
+                f"{others}; a download has one row per key"
             )

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dagster_project.lib.ingest.regular_files import open_regular
+
 CHUNK = 1 << 20
 # A UTF-8 attempt that decoded this many non-ASCII characters before hitting a bad byte was
 # reading a UTF-8 file (GB18030 text is not valid UTF-8 for long): the file is corrupt
@@ -69,6 +71,10 @@ class Transcoded:
     blank_lines: tuple[int, ...] = field(default_factory=tuple)  # empty lines before last_content_line
     ends_with_line_break: bool = True
     last_line: str | None = None  # the last line when it has no line break (decoded; None if over 64 KiB)
+    # of the bytes transcoded, in the same pass: what a load records is what was read, even if
+    # the landing file changes a moment later
+    sha256: str = ""
+    size: int = 0
 
 
 class _LineScan:
@@ -121,7 +127,7 @@ class _LineScan:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -130,7 +136,7 @@ def sha256_of(path: Path) -> str:
 def _locate(src: Path, offset: int, encoding: str) -> tuple[int, int, str | None]:
     """Line, 1-based field and header name of the byte at `offset` (read again only on error)."""
     newlines, line_start, read = 0, 0, 0
-    with src.open("rb") as handle:
+    with open_regular(src) as handle:
         first_line = handle.readline(1 << 16)
         handle.seek(0)
         while read < offset:
@@ -163,10 +169,11 @@ def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
     # only a failed UTF-8 attempt asks how much non-ASCII text it had read (UTF8_EVIDENCE_CHARS)
     count_non_ascii = encoding.startswith("utf-8")
     scan = _LineScan()
+    digest = hashlib.sha256()
     offset = 0
     non_ascii = 0
     first = True
-    with src.open("rb") as reader, dst.open("w", encoding="utf-8", newline="") as writer:
+    with open_regular(src) as reader, dst.open("w", encoding="utf-8", newline="") as writer:
         while chunk := reader.read(CHUNK):
             nul = chunk.find(b"\x00")
             if nul >= 0:
@@ -187,6 +194,7 @@ def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
             if count_non_ascii:
                 non_ascii += _non_ascii(text)
             writer.write(text)
+            digest.update(chunk)
             scan.feed(chunk)
             offset += len(chunk)
         try:
@@ -197,7 +205,7 @@ def _try_transcode(src: Path, dst: Path, encoding: str) -> dict:
                 f"the file ends inside a multi-byte character as {encoding} (truncated download?)",
                 line, position, name, offset=offset, non_ascii_before=non_ascii,
             ) from None
-    return scan.result(encoding)
+    return {**scan.result(encoding), "sha256": digest.hexdigest(), "size": offset}
 
 
 def _non_ascii(text: str) -> int:
@@ -213,7 +221,7 @@ def _where(exc: EncodingError) -> str:
 
 def transcode_to_utf8(src: Path, dst: Path) -> Transcoded:
     """Write `src` as UTF-8 (no BOM) to `dst`; UTF-8 with BOM, UTF-8, then GB18030 are tried."""
-    with src.open("rb") as handle:
+    with open_regular(src) as handle:
         head = handle.read(8)
     for signature, what in _SIGNATURES:
         if head.startswith(signature):

@@ -12,7 +12,7 @@ import duckdb
 
 from dagster_project.lib.serving.headline import headline_rows, headline_text
 from dagster_project.lib.settings import Settings
-from dagster_project.lib.ingest.transcode import sha256_of
+from dagster_project.lib.ingest.refusals import rejection_stands
 from dagster_project.lib.warehouse.damage import damage_reason
 from dagster_project.lib.warehouse.database import open_db, table_exists
 
@@ -42,8 +42,8 @@ def current_rejections(con: duckdb.DuckDBPyConnection, settings: Settings) -> li
     for path, sha, reason in rows:
         # only the rejected files are looked up, not the landing directory listed (thousands of
         # files at the national size, on every build)
-        file = settings.landing_dir / path
-        if (path, sha) not in loaded and file.is_file() and (sha is None or sha256_of(file) == sha):
+        # (a FIFO, a device or an unreadable folder stands without being opened; see refusals.py)
+        if (path, sha) not in loaded and rejection_stands(settings.landing_dir, path, sha):
             out.append((path, reason))
     return out
 
