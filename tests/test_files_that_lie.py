@@ -78,7 +78,7 @@ _WRITER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_a_download_being_written_during_a_build_is_deferred_then_loaded_whole(workspace, monkeypatch):
+def test_a_download_being_written_during_a_build_is_deferred_then_loaded_whole(workspace, monkeypatch, capsys):
     """A tool writes a download line by line (curl, a copy from a share: no temporary name) while
     `make run` starts. The build leaves it for the next run instead of loading the lines so far."""
     monkeypatch.setenv("CUSTOMS_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS))  # the default, whatever the suite sets
@@ -102,6 +102,13 @@ def test_a_download_being_written_during_a_build_is_deferred_then_loaded_whole(w
     meta = ingest_metadata(first)
     assert meta["files_deferred_to_next_run"] == 1 and meta["files_loaded_this_run"] == 2
     assert "exports/gacc_exports_202512.csv" in meta["deferred"] and "still being written" in meta["deferred"]
+    # what `make run` prints: the file waits for the next run; not a rejection, exit 0
+    from dagster_project.lib.serving.run_report import print_run_report
+    from dagster_project.lib.settings import Settings
+
+    assert print_run_report(Settings(landing_dir=workspace.landing, warehouse_path=workspace.warehouse), first, 0.0) == 0
+    printed = capsys.readouterr().out
+    assert "Deferred to the next run (1)" in printed and "exports/gacc_exports_202512.csv: " in printed
 
     second = workspace.build()
     assert second.success

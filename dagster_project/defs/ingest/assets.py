@@ -89,6 +89,9 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "files_hashed_this_run": report.hashed,
             "files_deferred_to_next_run": len(report.deferred),
             "files_skipped_temporary": len(report.temporary),
+            # the files, for what `make run` prints at the end (lib/serving/run_report.py)
+            "deferred_files": MetadataValue.json([[d.file_path, d.reason] for d in report.deferred]),
+            "temporary_files": MetadataValue.json(list(report.temporary)),
             "deferred": MetadataValue.md(
                 markdown_table(["file", "why it waits for the next run"], [(d.file_path, d.reason) for d in report.deferred])
                 or "none"

@@ -100,6 +100,22 @@ def _print_failures(settings: Settings, result, served_readable: bool) -> None:
         print("\nNothing was published.")
 
 
+def _print_waiting_files(result) -> None:
+    """Files the ingest left for the next run: not rejections (the exit status stays 0), but a
+    user who just dropped a download wants to know it was not loaded yet, and why."""
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        deferred = getattr(metadata.get("deferred_files"), "value", None) or []
+        temporary = getattr(metadata.get("temporary_files"), "value", None) or []
+        if deferred:
+            print(f"\nDeferred to the next run ({len(deferred)}): still changing, read once settled")
+            for path, reason in deferred:
+                print(f"  - {path}: {reason}")
+        if temporary:
+            print(f"\nSkipped, still downloading under a temporary name ({len(temporary)}): {', '.join(temporary[:20])}"
+                  + (f" and {len(temporary) - 20} more" if len(temporary) > 20 else ""))
+
+
 def print_run_report(settings: Settings, result, elapsed: float, notices: list[str] | None = None) -> int:
     """What `make run` prints at the end; its exit status (0: success and nothing rejected; 1 otherwise).
 
@@ -112,6 +128,7 @@ def print_run_report(settings: Settings, result, elapsed: float, notices: list[s
         print(f"\nWarehouse files ({len(notices)}):")
         for message in notices:
             print(f"  - {message}")
+    _print_waiting_files(result)
     unreadable: list[Path] = []
     # The working copy holds this run's audit rows even when the run failed.
     con, path = _open(settings.working_path, unreadable), settings.working_path
