@@ -31,7 +31,7 @@ SPANS = {
     "cumulative": "select min(period_start), max(period_end) from marts.fct_exports_cumulative where {overlaps period_start period_end}",
     "published": """select min(s), max(e) from (
         select cast(period_start || '-01' as date) as s, cast(period_end || '-01' as date) as e
-        from reference.published_figures where evidence = 'quoted' and hs_scope = '85051110' and quantity_t is not null)
+        from reference.published_figures where evidence = 'quoted' and flow = 'exports' and reporter = 'CHN' and hs_scope = '85051110' and quantity_t is not null)
         where {overlaps s e}""",
 }
 
@@ -222,7 +222,7 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                 select cast(period_start || '-01' as date) as period_start, cast(period_end || '-01' as date) as period_end,
                        partner, quantity_t, source
                 from reference.published_figures
-                where evidence = 'quoted' and hs_scope = '85051110' and quantity_t is not null
+                where evidence = 'quoted' and flow = 'exports' and reporter = 'CHN' and hs_scope = '85051110' and quantity_t is not null
             ),
             held as (
                 select p.* from published p
