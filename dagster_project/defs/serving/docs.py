@@ -11,6 +11,7 @@ from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.serving.warehouse import served_warehouse
 from dagster_project.defs.transform.dbt_assets import dbt_project
 from dagster_project.lib.files import atomic_path
+from dagster_project.lib.serving.dbt_docs_page import offline_page
 from dagster_project.lib.warehouse.build_lock import BuildLock
 
 # The served file, opened read-only (the `docs` target of dbt/profiles.yml), not the working copy
@@ -68,6 +69,7 @@ def dbt_docs_site(context: AssetExecutionContext, warehouse: WarehouseResource, 
     with BuildLock(target.with_name(target.name + ".lock")):
         invocation = dbt.cli(["docs", "generate", "--static", "--target", DOCS_PROFILE_TARGET], target_path=target).wait()
         manifest = invocation.get_artifact("manifest.json")
+        offline_page(target / "static_index.html")
         for name, published in PUBLISHED.items():  # the page last: it is what people open
             with atomic_path(out_dir / published) as tmp:
                 shutil.copyfile(target / name, tmp)

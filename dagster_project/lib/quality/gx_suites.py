@@ -19,6 +19,7 @@ import duckdb
 
 from dagster_project.lib.quality.check_spec import QualityCheck
 from dagster_project.lib.quality.checks import CHECKS
+from dagster_project.lib.quality.offline_data_docs import make_offline
 from dagster_project.lib.quality.outcome import CheckOutcome
 from dagster_project.lib.quality.reconciliation_checks import SPANS
 from dagster_project.lib.quality.scope import Scope, render_full
@@ -102,6 +103,7 @@ def run_checks(
     if site_names and docs:
         # one data-docs build for the whole gate (a build per checkpoint re-renders the index each time)
         context.build_data_docs(site_names=site_names, resource_identifiers=docs)
+        make_offline(docs_dir)  # GX's pages load CDNs; warehouse servers have no internet
     del context, source
     _return_freed_memory(collect=True)
     return outcomes

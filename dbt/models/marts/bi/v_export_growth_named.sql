@@ -7,8 +7,8 @@ select
     c.commodity_name_zh,
     c.family,
     g.partner_iso3,
-    case when g.partner_iso3 = 'WLD' then 'World' else coalesce(p.partner_name_en, g.partner_iso3) end as partner_name_en,
-    coalesce(p.region, case when g.partner_iso3 = 'WLD' then 'World' end) as region,
+    coalesce(p.country_name_en, g.partner_iso3) as partner_name_en,
+    p.region,
     round(g.quantity_kg / 1000, 3) as quantity_t,
     g.value_usd,
     g.mom_pct,
@@ -19,7 +19,4 @@ select
     g.share_of_world_pct
 from {{ ref('export_growth_monthly') }} g
 left join {{ ref('dim_commodity') }} c using (hs8)
-left join (
-    select partner_iso3, min(partner_name_en) as partner_name_en, min(region) as region
-    from {{ ref('dim_partner') }} group by partner_iso3
-) p using (partner_iso3)
+left join {{ ref('dim_country') }} p using (partner_iso3)
