@@ -439,7 +439,7 @@ def verify(out: Path, check_determinism: bool = True) -> bool:
     figures = [r for r in csv.DictReader(open(SEEDS / "published_figures.csv", encoding="ascii"))
                if r["flow"] == "exports" and r["reporter"] == "CHN"]
 
-    files = sorted(out.glob("gacc_exports_*.csv"))
+    files = sorted(f for f in out.glob("gacc_exports_*.csv") if not f.stem.endswith("_revised"))
     if [f.name for f in files] != [f"gacc_exports_{ym}.csv" for ym in YM]:
         fail(f"expected 24 files 202401..202512, found {[f.name for f in files]}")
     data: dict[tuple[str, str, str], tuple[int, int]] = {}
@@ -625,6 +625,39 @@ def verify(out: Path, check_determinism: bool = True) -> bool:
     return ok
 
 
+# ==========================================================================
+# A revised release: GACC republishes a month with corrected rows. The sample holds one, so the
+# revision history (intermediate.int_customs_facts_history) and the documented as-of queries have
+# something to show: the March 2024 file again, as a separate download, with the neodymium oxide
+# (28469013) rows of its first two partners 10% higher (quantity and value). Synthetic, like the
+# rest of 28469013; no 85051110 row and no headline figure changes.
+# ==========================================================================
+REVISED_YM, REVISED_HS8, REVISED_ROWS, REVISED_FACTOR = "202403", "28469013", 2, 1.1
+
+
+def write_revised_sample(out: Path) -> Path:
+    """Write gacc_exports_<REVISED_YM>_revised.csv from gacc_exports_<REVISED_YM>.csv in `out`."""
+    text = (out / f"gacc_exports_{REVISED_YM}.csv").read_bytes().decode("gb18030")
+    lines = text.split("\r\n")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header = rows[0]
+    hs8_at = next(i for i, h in enumerate(header) if h in ("商品编码", "Commodity code"))
+    qty_at = next(i for i, h in enumerate(header) if h in ("第一数量", "Quantity"))
+    usd_at = next(i for i, h in enumerate(header) if h in ("美元", "US dollar"))
+    revised = 0
+    for i, row in enumerate(rows[1:], start=1):
+        if row[hs8_at] == REVISED_HS8 and revised < REVISED_ROWS:
+            for at in (qty_at, usd_at):
+                row[at] = f"{round(int(row[at].replace(',', '')) * REVISED_FACTOR):,}"
+            lines[i] = ",".join('"' + v.replace('"', '""') + '"' for v in row[:-1]) + ","
+            revised += 1
+    path = out / f"gacc_exports_{REVISED_YM}_revised.csv"
+    data = "\r\n".join(lines).encode("gb18030")
+    if not (path.exists() and path.read_bytes() == data):
+        path.write_bytes(data)
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Generate the bundled sample GACC extracts.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -632,7 +665,7 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-only", action="store_true", help="verify existing files")
     args = ap.parse_args(argv)
     if not args.verify_only:
-        written = generate(args.out)
+        written = generate(args.out) + [write_revised_sample(args.out)]
         print(f"wrote {len(written)} files to {args.out}")
     if args.verify or args.verify_only:
         return 0 if verify(args.out) else 1
@@ -641,3 +674,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
