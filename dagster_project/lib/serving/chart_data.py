@@ -6,7 +6,7 @@ Pure library code (no Dagster imports, no matplotlib).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Sequence
 
@@ -59,6 +59,8 @@ class Series:
     tonnes: list[float | None]
     mom: list[float | None]
     yoy: list[float | None]
+    # True where a GACC release quoted the figure (the view's provenance = 'published')
+    published: list[bool] = field(default_factory=list)
 
 
 def _float(value) -> float | None:
@@ -95,10 +97,34 @@ def load_series(con: duckdb.DuckDBPyConnection, hs8: str, partners: Sequence[str
             continue
         s = series[code]
         s.tonnes[i], s.mom[i], s.yoy[i] = _float(tonnes), _float(mom), _float(yoy)
+    published = published_points(con, hs8)
+    for code, s in series.items():
+        s.published = [(m, code) in published for m in months]
     return months, series
 
 
+# The view that says which figures are published (the rule lives there, in one place): 85051110 only.
+PROVENANCE_VIEW = "marts.v_magnet_exports_by_partner"
+
+
+def published_points(con: duckdb.DuckDBPyConnection, hs8: str) -> set[tuple[date, str]]:
+    """(month, partner_iso3) of the figures a GACC release quoted; empty where nothing says so."""
+    schema, view = PROVENANCE_VIEW.split(".")
+    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+                         {"s": schema, "v": view}).fetchone()[0]
+    if hs8 != HS8 or not exists:
+        return set()
+    rows = con.execute(f"SELECT CAST(month AS DATE), partner_iso3 FROM {PROVENANCE_VIEW} WHERE provenance = 'published'")
+    return {(first_of_month(m), code) for m, code in rows.fetchall()}
+
+
 def partner_names(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> dict[str, str]:
+    if table_exists(con, "marts", "dim_country"):  # one row per ISO3
+        rows = con.execute(
+            "SELECT partner_iso3, country_name_en FROM marts.dim_country WHERE partner_iso3 IN (SELECT unnest($codes))",
+            {"codes": list(codes)},
+        ).fetchall()
+        return {code: name for code, name in rows if name is not None}
     if not table_exists(con, "marts", "dim_partner"):
         return {}
     rows = con.execute(

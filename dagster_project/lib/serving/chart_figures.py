@@ -19,6 +19,7 @@ import matplotlib
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from dagster_project.lib.files import write_bytes_atomic
@@ -101,6 +102,13 @@ def _source_note(ax, months: list[date]) -> None:
                  loc="right", fontsize=8, color="#666666")
 
 
+def _published_legend() -> list[Line2D]:
+    """The legend lines for the markers: filled = a GACC release quoted the figure, hollow = synthetic."""
+    style = {"color": "#333333", "marker": "o", "ms": 6, "lw": 0}
+    return [Line2D([], [], mfc="#333333", label="published (quoted GACC release)", **style),
+            Line2D([], [], mfc="white", label="synthetic (sample) or unchecked", **style)]
+
+
 def _no_data_figure(title: str, message: str) -> Figure:
     fig = _new_figure()
     ax = fig.add_subplot()
@@ -136,6 +144,11 @@ def _world_figure(months: list[date], world: Series, hs8: str) -> Figure:
                 ha="center", va="bottom", fontsize=9.5, fontweight="bold", color="#8b1a1a", zorder=6,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
             )
+    if world.published:  # a marker on each bar: filled where published, hollow elsewhere
+        shown = [i for i in x if not math.isnan(tonnes[i])]
+        top.scatter(shown, [tonnes[i] for i in shown], s=22, zorder=4, edgecolors="#333333", linewidths=1,
+                    c=["#333333" if world.published[i] else "white" for i in shown])
+        top.legend(handles=_published_legend(), loc="upper left", fontsize=8.5, frameon=False)
     top.set_title("Monthly export quantity, tonnes", fontsize=10.5, loc="left", color="#333333")
     _source_note(top, months)
 
@@ -166,7 +179,10 @@ def _partners_figure(months: list[date], series: dict[str, Series], partners: Se
         finite = [v for v in values if not math.isnan(v)]
         peak = max([peak, *finite])
         label = f"{names[code]} ({code})" if code in names else code
-        ax.plot(x, values, marker="o", ms=3.5, lw=1.8, color=_PARTNER_COLORS[k % len(_PARTNER_COLORS)], label=label, zorder=3)
+        color = _PARTNER_COLORS[k % len(_PARTNER_COLORS)]
+        ax.plot(x, values, marker="o", ms=4, lw=1.8, color=color, mfc="white", label=label, zorder=3)
+        published = [i for i, p in enumerate(series[code].published) if p and not math.isnan(values[i])]
+        ax.plot(published, [values[i] for i in published], marker="o", ms=4, lw=0, color=color, zorder=4)
     _shade(ax, span, label=True)
     _thousands(ax)
     ax.set_ylim(0, (peak if peak > 0 else 1) * 1.22)
@@ -174,7 +190,9 @@ def _partners_figure(months: list[date], series: dict[str, Series], partners: Se
     ax.grid(axis="y", color="#dddddd", zorder=0)
     ax.set_axisbelow(True)
     _setup_month_axis(ax, months)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=min(len(partners), 6), fontsize=9, frameon=False)
+    handles = ax.get_legend_handles_labels()[0] + _published_legend()
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=4,
+              fontsize=9, frameon=False)
     ax.set_title("Monthly export quantity to the largest destinations, tonnes", fontsize=10.5, loc="left", color="#333333")
     _source_note(ax, months)
     fig.suptitle(partners_title(hs8), fontsize=13, fontweight="bold")

@@ -103,7 +103,10 @@ def report_html(months: list[date], series: dict[str, Series], hs8: str) -> str:
         f'<p class="note">Figures come from <code>{e(SOURCE_TABLE)}</code> (China customs, GACC, '
         f"HS {e(hs8)}; quantities in tonnes = quantity_kg / 1000; MoM and YoY are the mart's "
         "<code>mom_pct</code> and <code>yoy_pct</code>). Shaded months: MOFCOM export controls on seven "
-        "medium/heavy rare earths and magnets containing them took effect on 4 April 2025.</p>",
+        "medium/heavy rare earths and magnets containing them took effect on 4 April 2025. Filled markers: "
+        "figures a GACC release quoted (<code>provenance = 'published'</code> in "
+        "<code>marts.v_magnet_exports_by_partner</code>); hollow: synthetic sample figures or figures not "
+        "checked against a release.</p>",
         "</body>",
         "</html>",
         "",
