@@ -134,3 +134,18 @@ def test_docs_need_a_served_file(tmp_path, monkeypatch):
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "no served warehouse to document" in failure.event_specific_data.error.cause.message
     assert not (tmp_path / "wh" / "docs").exists()
+
+
+def test_docs_open_on_the_project_overview(sample_build):
+    """dbt's page shows `doc.dbt.__overview__` (its generic welcome) unless the project has its own
+    `__overview__` doc, which the page's OverviewCtrl then prefers: the project's must be inlined."""
+    page = (sample_build.warehouse.parent / "docs" / "index.html").read_text(encoding="utf-8")
+    _, manifest = _inlined(page, "manifest")
+    overviews = [doc for doc in manifest["docs"].values() if doc["name"] == "__overview__"]
+    chosen = next((doc for doc in overviews if doc["package_name"] != "dbt"), manifest["docs"]["doc.dbt.__overview__"])
+    assert chosen["unique_id"] == "doc.customs.__overview__"
+    assert chosen["block_contents"].startswith("# China customs (GACC) export statistics")
+    assert "Welcome to the auto-generated documentation" not in chosen["block_contents"]
+    assert "dim_country" in chosen["block_contents"]
+    # the page still picks the overview that way (a dbt upgrade changing it would fail here)
+    assert 'filter(n.docs,{name:"__overview__"})' in page and '"dbt"!=e.package_name&&(i=e)' in page

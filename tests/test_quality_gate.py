@@ -49,7 +49,7 @@ def marts_hash(path: Path, figures_only: bool = False) -> str:
 
 def check_rows(ws: Workspace, run_id: str, working: bool = False) -> dict[str, tuple]:
     rows = ws.query(
-        "SELECT check_name, severity, passed, observed FROM audit.check_results WHERE run_id = $r",
+        "SELECT check_name, severity, passed, observed FROM audit.check_results WHERE dagster_run_id = $r",
         {"r": run_id}, working=working,
     )
     return {name: (severity, passed, observed) for name, severity, passed, observed in rows}
@@ -212,7 +212,7 @@ def test_a_partner_total_off_the_world_fails(good_build):
     served = check_rows(ws, result.run_id)
     assert served["partners_sum_to_world"][:2] == ("ERROR", False)
     # GX validated a row per month; the failing one names the month, the codes off and the code
-    sample = json.loads(ws.query("SELECT failing_sample FROM audit.check_results WHERE run_id = $r "
+    sample = json.loads(ws.query("SELECT failing_sample FROM audit.check_results WHERE dagster_run_id = $r "
                                  "AND check_name = 'partners_sum_to_world'", {"r": result.run_id})[0][0])
     assert [(str(r["month"])[:7], r["codes_off"], r["worst_code"], round(r["kg_diff"])) for r in sample] == [
         ("2025-06", 1, "85051110", 1000)]

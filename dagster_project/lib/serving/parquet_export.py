@@ -7,7 +7,8 @@ TIMESTAMP `month` column is written instead as a hive-partitioned directory
 `<out_dir>/<table>.parquet/year=YYYY/*.parquet` (read it back with
 `read_parquet('<dir>/**/*.parquet', hive_partitioning = true)`).
 
-Views are not exported, nor tables of other schemas or other attached databases. Reading
+The BI views of `marts` (v_*) are exported too, as tables are: BI tools that read Parquet see
+what DuckDB readers see. Tables of other schemas or other attached databases are not. Reading
 works on a read-only connection.
 
 What to write is the caller's to say (`changed`: the tables, and of the month-partitioned
@@ -71,6 +72,17 @@ def mart_tables(con: duckdb.DuckDBPyConnection, schema: str = SCHEMA) -> list[st
         "SELECT table_name FROM duckdb_tables() "
         "WHERE database_name = current_database() AND schema_name = $schema AND NOT temporary "
         "ORDER BY table_name",
+        {"schema": schema},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def mart_views(con: duckdb.DuckDBPyConnection, schema: str = SCHEMA) -> list[str]:
+    """Views of `schema` in the connection's current database, by name."""
+    rows = con.execute(
+        "SELECT view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND schema_name = $schema AND NOT temporary AND NOT internal "
+        "ORDER BY view_name",
         {"schema": schema},
     ).fetchall()
     return [r[0] for r in rows]
@@ -152,7 +164,7 @@ def export_table(
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = _columns(con, schema, table)
     if not columns:
-        raise ValueError(f"{schema}.{table} is not a table in the current database")
+        raise ValueError(f"{schema}.{table} is not a table or view in the current database")
     relation = f"{quote_ident(schema)}.{quote_ident(table)}"
     rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
     order_by = ", ".join(quote_ident(name) for name, _ in columns)
@@ -242,7 +254,7 @@ def export_marts(
     changed: Mapping[str, Years] | None = None,
     partition_threshold_rows: int = 1_000_000,
 ) -> dict[str, ExportInfo]:
-    """Export the base tables of `marts` to Parquet in `out_dir`; returns info by table name.
+    """Export the base tables and views of `marts` to Parquet in `out_dir`; returns info by name.
 
     `changed` maps a table to what of it changed since the last export (None: all of it, or
     the years of `month`); a table it does not name is unchanged, and only its missing outputs
@@ -253,5 +265,5 @@ def export_marts(
     return {
         table: export_table(con, table, out_dir, None if changed is None else changed.get(table, ()),
                             partition_threshold_rows)
-        for table in mart_tables(con)
+        for table in mart_tables(con) + mart_views(con)
     }

@@ -176,7 +176,7 @@ def _print_audit(con: duckdb.DuckDBPyConnection, settings: Settings, result) -> 
             print(f"  - {path}: {reason}")
     failed = con.execute(
         "SELECT check_name, asset_key, severity, observed FROM audit.check_results "
-        "WHERE list_contains($runs, run_id) AND NOT passed ORDER BY severity, check_name",
+        "WHERE list_contains($runs, dagster_run_id) AND NOT passed ORDER BY severity, check_name",
         {"runs": list(getattr(result, "run_ids", [result.run_id]))},  # an automatic build is several runs
     ).fetchall()
     if failed:

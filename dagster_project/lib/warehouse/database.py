@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS audit.rejected_files (
     dagster_run_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS audit.check_results (
-    run_id      VARCHAR NOT NULL,
+    dagster_run_id VARCHAR NOT NULL,
     check_name  VARCHAR NOT NULL,
     asset_key   VARCHAR NOT NULL,
     severity    VARCHAR NOT NULL,
@@ -104,6 +104,100 @@ CREATE TABLE IF NOT EXISTS raw.customs_load_months (
     PRIMARY KEY (load_id, month)
 );
 """
+
+# What BI tools show for these tables and columns (COMMENT ON, written by every build, so a
+# warehouse made before a comment existed gets it too). dbt writes the comments of its own schemas.
+TABLE_COMMENTS = {
+    "raw.customs_loads": "One row per loaded landing file: its content hash, format, period and load time (lineage).",
+    "raw.customs_rows": "One row per data row of a loaded file, as written (codes as text, quantity in its unit, value in its currency).",
+    "raw.landing_file_hashes": "Each landing file's SHA-256 and the size, times and inode it was computed for: a build rehashes only changed files.",
+    "raw.customs_load_months": "The months each load holds rows for: with Dagster's record of built months, what the next build rebuilds.",
+    "audit.rejected_files": "Landing files that could not be loaded, with the reason (file, row and column named).",
+    "audit.check_results": "Every quality check outcome of every run, failed runs included.",
+}
+_LOAD_ID = "The load (one loaded file): joins raw.customs_loads."
+_RUN = "Dagster run id of the build that wrote the row (the Dagster UI's run page)."
+COLUMN_COMMENTS = {
+    "raw.customs_loads": {
+        "load_id": "Load id: hash of the file path and content (plus a generation when the same file is loaded again).",
+        "load_seq": "Order of the loads (later supersedes earlier for the same fact key).",
+        "file_path": "File path relative to the landing directory, e.g. exports/gacc_exports_202506.csv.",
+        "file_sha256": "SHA-256 of the file's bytes.",
+        "file_size_bytes": "File size in bytes.",
+        "flow": "exports or imports (the landing sub-folder).",
+        "encoding": "Text encoding detected (GB18030, UTF-8 ...).",
+        "header_language": "Header language detected: zh or en.",
+        "currency": "Currency of the value column: USD or CNY.",
+        "dimensions": "Dimensions of the file's rows, e.g. hs8,partner or hs8,partner,regime.",
+        "period_source": "Where the period came from: column (a date column) or file name.",
+        "period_start": "First month of the file's rows (first day).",
+        "period_end": "Last month of the file's rows (first day).",
+        "row_count": "Data rows loaded from the file.",
+        "unit_conversions": "Quantities converted to the declared unit (unit as written -> declared unit, factor, rows); NULL if none.",
+        "warnings": "What the load noticed but accepted (unknown partners or codes, period mismatches); NULL if nothing.",
+        "dagster_run_id": _RUN,
+        "loaded_at": "When the file was loaded (UTC); the valid_from of its facts. Files of one run share it.",
+    },
+    "raw.customs_rows": {
+        "load_id": _LOAD_ID,
+        "source_file": "File path relative to the landing directory.",
+        "file_sha256": "SHA-256 of the file's bytes.",
+        "loaded_at": "When the file was loaded (UTC).",
+        "row_number": "Data row in the file (line = row_number + 1, after the header).",
+        "flow": "exports or imports.",
+        "currency": "Currency of value: USD or CNY.",
+        "period_start": "First month the row covers (first day).",
+        "period_end": "Last month the row covers (first day); equal to period_start for a monthly row.",
+        "is_cumulative": "True for year-to-date or multi-month rows (never spread over months).",
+        "hs8": "8-digit HS commodity code (text).",
+        "commodity_name": "Commodity name as written in the file.",
+        "partner_code": "GACC trading partner code (3 digits, text).",
+        "partner_name": "Partner name as written in the file.",
+        "regime_code": "GACC customs regime code, when the file has the dimension.",
+        "regime_name": "Customs regime name as written.",
+        "province_code": "Registration place (province) code, when the file has the dimension.",
+        "province_name": "Registration place name as written.",
+        "quantity": "First quantity as written, in unit.",
+        "unit": "First unit as written.",
+        "unit_code": "GACC unit code of unit.",
+        "declared_unit_code": "GACC code of the commodity's first (declared) unit.",
+        "unit_factor": "quantity * unit_factor = the quantity in the declared unit.",
+        "quantity2": "Second (supplementary) quantity as written.",
+        "unit2": "Second unit as written.",
+        "value": "Value in currency.",
+    },
+    "raw.landing_file_hashes": {
+        "file_path": "File path relative to the landing directory.",
+        "size_bytes": "File size when hashed.",
+        "mtime_ns": "Modification time when hashed (ns since the epoch).",
+        "ctime_ns": "Status change time when hashed (ns since the epoch).",
+        "inode": "Inode number when hashed.",
+        "file_sha256": "SHA-256 of the file's bytes.",
+        "hashed_at": "When the hash was computed (UTC).",
+    },
+    "raw.customs_load_months": {
+        "load_id": _LOAD_ID,
+        "month": "A month (first day) the load holds rows for.",
+    },
+    "audit.rejected_files": {
+        "file_path": "File path relative to the landing directory.",
+        "file_sha256": "SHA-256 of the file's bytes (NULL if it could not be read).",
+        "reason": "Why it was rejected, naming the row and column where one is at fault.",
+        "rejected_at": "When it was rejected (UTC).",
+        "dagster_run_id": _RUN,
+    },
+    "audit.check_results": {
+        "dagster_run_id": _RUN,
+        "check_name": "Quality check name (docs/quality_checks.md).",
+        "asset_key": "Dagster asset the check is attached to, e.g. marts/fct_exports_monthly.",
+        "severity": "error (blocks publishing) or warn.",
+        "passed": "True when the check passed.",
+        "observed": "What the check observed (summary of its expectations).",
+        "checked_at": "When the check ran (UTC).",
+        "description": "What the check verifies.",
+        "failing_sample": "Up to 20 failing rows as JSON; NULL when it passed.",
+    },
+}
 
 # Bookkeeping tables of earlier versions, whose facts Dagster's partitions now record.
 RETIRED_TABLES = (
@@ -135,11 +229,29 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create what is missing of raw.* and audit.*; fill the load -> months mapping of loads
     made before it existed (once: a scan of every raw row)."""
     had_months = table_exists(con, "raw", "customs_load_months")
+    if _has_column(con, "audit", "check_results", "run_id"):  # its name before it was the same everywhere
+        con.execute("ALTER TABLE audit.check_results RENAME COLUMN run_id TO dagster_run_id")
     con.execute(RAW_DDL)
+    _comment(con)
     if not had_months:
         con.execute("INSERT INTO raw.customs_load_months SELECT DISTINCT load_id, period_start FROM raw.customs_rows")
     for table in RETIRED_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = $s AND table_name = $t AND column_name = $c",
+        {"s": schema, "t": table, "c": column},
+    ).fetchone()[0])
+
+
+def _comment(con: duckdb.DuckDBPyConnection) -> None:
+    for table, comment in TABLE_COMMENTS.items():
+        con.execute(f"COMMENT ON TABLE {table} IS '{sql_str(comment)}'")
+    for table, columns in COLUMN_COMMENTS.items():
+        for column, comment in columns.items():
+            con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{sql_str(comment)}'")
 
 
 def sql_str(path: Path | str) -> str:
