@@ -77,12 +77,13 @@ SELECT month, 'it''s' AS "select", 1 AS "Weird Col" FROM marts.dim_month;
 
 CREATE TABLE marts.fct_exports_cumulative (month DATE, hs8 VARCHAR, quantity_kg DECIMAL(38, 3));
 
--- not exported: a view in marts and a table of another schema
+-- exported as the tables are: a view in marts (the BI views); not exported: a table of another schema
 CREATE VIEW marts.v_world AS SELECT * FROM marts.export_growth_monthly WHERE partner_iso3 = 'WLD';
 CREATE TABLE staging.scratch AS SELECT 1 AS x;
 """
 
 BASE_TABLES = {"dim_partner", "dim_month", "fct_exports_monthly", "export_growth_monthly", ODD_TABLE, "fct_exports_cumulative"}
+EXPORTED = BASE_TABLES | {"v_world"}
 
 
 def _tiny_warehouse(path: Path, magnets: bool = True) -> Path:
@@ -215,7 +216,7 @@ def _parquet_relation(info) -> str:
 
 
 def _assert_round_trip(con, infos) -> None:
-    assert set(infos) == BASE_TABLES  # views and other schemas excluded
+    assert set(infos) == EXPORTED  # the marts' views too; other schemas excluded
     for table, info in infos.items():
         original = f"marts.{quote_ident(table)}"
         exported = _parquet_relation(info)
@@ -246,7 +247,7 @@ def test_export_marts_partitions_large_tables_by_year_and_swaps_back(ro, tmp_pat
     export_marts(ro, out)  # files first, so the next export swaps files for directories
     infos = export_marts(ro, out, partition_threshold_rows=20)
 
-    expected = {"fct_exports_monthly", "export_growth_monthly", "dim_month", ODD_TABLE}  # > 20 rows with a month column
+    expected = {"fct_exports_monthly", "export_growth_monthly", "dim_month", ODD_TABLE, "v_world"}  # > 20 rows with a month column
     assert {t for t, i in infos.items() if i.partitioned} == expected
     assert not infos["dim_partner"].partitioned  # 7 rows
     for table in expected:
@@ -265,7 +266,7 @@ def test_export_marts_partitions_large_tables_by_year_and_swaps_back(ro, tmp_pat
     assert all(i.path.is_file() for i in back.values())
     _assert_round_trip(ro, back)
     _no_temp_files(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in BASE_TABLES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in EXPORTED)
 
 
 def test_export_marts_with_no_marts_tables(tmp_path):
@@ -303,7 +304,8 @@ def test_export_marts_writes_what_changed_and_what_is_missing(ro, tmp_path):
     assert _stamps(out) == stamps
 
     changed = export_marts(ro, out, {"fct_exports_monthly": {2025}, "dim_partner": None}, partition_threshold_rows=20)
-    assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2025"]
+    # the view too, whole: it shows dim_partner's rows, which changed whole
+    assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2025", "v_world.parquet/year=2024", "v_world.parquet/year=2025"]
     assert changed["fct_exports_monthly"].reused == changed["fct_exports_monthly"].files - 1
     assert changed["dim_partner"].reused == 0
     _assert_round_trip(ro, changed)
@@ -469,14 +471,14 @@ def test_parquet_exports_rewrite_what_was_built_since(served, instance):
                                            GROWTH: ADD_ONE_FROM.format(t="export_growth_monthly")})
     one_month = _export(instance)
     assert _rewritten(out, stamps) == ["export_growth_monthly.parquet/year=2024", "export_growth_monthly.parquet/year=2025",
-                                       "fct_exports_monthly.parquet/year=2024"]
+                                       "fct_exports_monthly.parquet/year=2024", "v_world.parquet/year=2024", "v_world.parquet/year=2025"]  # the view: the years any table changed
     assert one_month["files_kept_unchanged"] == first["files_written"] - one_month["files_written"]
 
     # an unpartitioned mart built: its file only
     stamps = _stamps(out)
     _dbt_run(instance, served, None, {DIM_PARTNER: "UPDATE marts.dim_partner SET partner_name_en = upper(partner_name_en)"})
     _export(instance)
-    assert _rewritten(out, stamps) == ["dim_partner.parquet"]
+    assert _rewritten(out, stamps) == ["dim_partner.parquet", "v_world.parquet/year=2024", "v_world.parquet/year=2025"]
 
     # what was kept and what was written are the marts as they are now
     stamps = _stamps(out)

@@ -98,13 +98,14 @@ def test_column_comments_are_in_the_served_catalog(served):
     )
     assert missing == []
     tables = served.query("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'marts'")
-    assert len(tables) == 7 and all(comment for _, comment in tables)
+    assert len(tables) == 8 and all(comment for _, comment in tables)
     assert (served.warehouse.parent / "docs" / "index.html").stat().st_size > 100_000
 
 
 def test_parquet_exports_match_the_marts_row_for_row(served):
     export = served.warehouse.parent / "export"
-    for (table,) in served.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'"):
+    for (table,) in served.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+                                 "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts'"):
         path = export / f"{table}.parquet"
         assert path.exists(), table
         source = f"'{path}/**/*.parquet'" if path.is_dir() else f"'{path}'"

@@ -258,12 +258,24 @@ def export_marts(
 
     `changed` maps a table to what of it changed since the last export (None: all of it, or
     the years of `month`); a table it does not name is unchanged, and only its missing outputs
-    are written. `changed=None` (no earlier export to go by) writes every table in full.
+    are written. A view changed where any table did (what `changed` says of views is ignored). `changed=None` (no earlier export to go by) writes every table in full.
     `info[t].rows` is the row count of each table (the parquet output holds exactly those rows).
     """
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # an export of no table leaves the folder, empty
-    return {
-        table: export_table(con, table, out_dir, None if changed is None else changed.get(table, ()),
-                            partition_threshold_rows)
-        for table in mart_tables(con) + mart_views(con)
-    }
+    tables, views = mart_tables(con), mart_views(con)
+    changed = None if changed is None else {t: changed[t] for t in tables if t in changed}
+    if changed is None:
+        what = dict.fromkeys(tables + views)
+    else:
+        what = {**{t: changed.get(t, ()) for t in tables}, **dict.fromkeys(views, _view_change(changed))}
+    return {name: export_table(con, name, out_dir, years, partition_threshold_rows) for name, years in what.items()}
+
+
+def _view_change(changed: Mapping[str, Years]) -> Years:
+    """What of a view changed: its rows are its tables' rows, whenever the view itself was last
+    created, so it changed where any table did (all of it when one changed whole, e.g. a dimension)."""
+    if not changed:
+        return ()
+    if None in changed.values():
+        return None
+    return set().union(*changed.values())
