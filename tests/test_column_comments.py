@@ -39,7 +39,13 @@ def test_an_existing_warehouse_gets_the_column_renamed_on_its_next_build(tmp_pat
                    checked_at timestamp not null, description varchar, failing_sample varchar)""")
     con.execute("insert into audit.check_results values ('run-1', 'c', 'a', 'error', true, 'ok', now(), 'd', null)")
     create_raw_tables(con)
-    create_raw_tables(con)  # and again: nothing left to rename
+    con.close()
+    before = (tmp_path / "old.duckdb").read_bytes()
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    create_raw_tables(con)  # and again: nothing left to rename or comment, the file is not written
+    con.close()
+    assert (tmp_path / "old.duckdb").read_bytes() == before
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
     assert con.execute("select dagster_run_id, check_name from audit.check_results").fetchall() == [("run-1", "c")]
     comment = con.execute("""select comment from duckdb_columns()
                              where table_name = 'check_results' and column_name = 'dagster_run_id'""").fetchone()[0]

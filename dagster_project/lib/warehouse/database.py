@@ -247,11 +247,21 @@ def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column:
 
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
+    """Write the comments that differ from the file's: an up-to-date file is not written at all
+    (a build's working copy stays byte-identical to the served file it was copied from)."""
+    have_tables = dict(con.execute(
+        "SELECT schema_name || '.' || table_name, comment FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name IN ('raw', 'audit')").fetchall())
+    have_columns = {(t, c): comment for t, c, comment in con.execute(
+        "SELECT schema_name || '.' || table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name IN ('raw', 'audit')").fetchall()}
     for table, comment in TABLE_COMMENTS.items():
-        con.execute(f"COMMENT ON TABLE {table} IS '{sql_str(comment)}'")
+        if have_tables.get(table) != comment:
+            con.execute(f"COMMENT ON TABLE {table} IS '{sql_str(comment)}'")
     for table, columns in COLUMN_COMMENTS.items():
         for column, comment in columns.items():
-            con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{sql_str(comment)}'")
+            if have_columns.get((table, column)) != comment:
+                con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{sql_str(comment)}'")
 
 
 def sql_str(path: Path | str) -> str:
