@@ -45,7 +45,7 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
         severity=ERROR,
         description=(
             "No row, kg or dollar lost or added: raw = staging for every load, and the current monthly export rows "
-            "by partner of staging add up to marts.fct_exports_monthly for every month and code (rows without a "
+            "by partner of staging (the latest load of each key, unless a new version of its file withdrew it) add up to marts.fct_exports_monthly for every month and code (rows without a "
             "partner, world totals and province or regime breakdowns, are another view of the same trade)."
         ),
         population_sql=f"""
@@ -68,9 +68,18 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                        abs(coalesce(r.cny, 0) - coalesce(s.cny, 0)) as cny_diff
                 from raw_by_load r full join stg_by_load s using (load_id)
             ),
+            replaced_loads as (
+                -- loads a later version of the same file replaced whole: a key whose latest row
+                -- comes from one of them was withdrawn by that version
+                select load_id from (
+                    select load_id, lead(load_id) over (partition by file_path order by load_seq) as next_version
+                    from raw.customs_loads
+                ) where next_version is not null
+            ),
             exports as (
                 select period_start, period_end, hs8, partner_code, regime_code, province_code, currency, load_seq,
-                       quantity_kg, value_usd, value_cny, hash(period_start, hs8, partner_code) as partner_month
+                       quantity_kg, value_usd, value_cny, hash(period_start, hs8, partner_code) as partner_month,
+                       load_id in (select load_id from replaced_loads) as replaced
                 from staging.stg_gacc__customs_rows
                 where flow = 'exports' and not is_cumulative and {{months period_start}} and partner_code is not null
             ),
@@ -84,6 +93,7 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
             single as (
                 select period_start as month, hs8, partner_code, 1 as n, quantity_kg as kg, value_usd as usd, value_cny as cny
                 from exports anti join repeated using (partner_month)
+                where not replaced
             ),
             latest as (
                 -- written independently of the dbt models, with aggregates only (no windows, no joins
@@ -91,14 +101,14 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                 select period_start, hs8, partner_code, currency,
                        (case when regime_code is not null then 1 else 0 end) + (case when province_code is not null then 2 else 0 end) as lvl,
                        arg_max_null(quantity_kg, load_seq) as kg, arg_max_null(value_usd, load_seq) as usd,
-                       arg_max_null(value_cny, load_seq) as cny
+                       arg_max_null(value_cny, load_seq) as cny, arg_max(replaced, load_seq) as replaced
                 from exports semi join repeated using (partner_month)
                 group by period_start, period_end, hs8, partner_code, regime_code, province_code, currency
             ),
             by_level as (
                 select period_start, hs8, partner_code, currency, lvl, count(*) as n,
                        sum(kg) as kg, sum(usd) as usd, sum(cny) as cny
-                from latest group by all
+                from latest where not replaced group by period_start, hs8, partner_code, currency, lvl
             ),
             least_detailed as (
                 -- ... at the least detailed grain loaded ...
