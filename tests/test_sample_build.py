@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import subprocess
 import sys
 
@@ -176,3 +177,25 @@ def test_served_file_uses_a_portable_storage_version(sample_build):
     # written with STORAGE_VERSION 'v1.1.0'; DuckDB reports the format's first release, v1.0.0+
     # (readers need 1.1.0+ for the column comments: `make compat` checks real old releases)
     assert tags["storage_version"] in ("v1.0.0+", "v1.1.0+")
+
+
+def test_report_draws_provinces_and_rare_earth_compound_imports(sample_build, tmp_path):
+    import duckdb
+
+    from dagster_project.lib.serving.chart_breakdowns import OTHER, load_compound_imports, load_provinces
+    from dagster_project.lib.serving.charts import render_report
+
+    con = duckdb.connect(str(sample_build.warehouse), read_only=True)
+    try:
+        provinces, imports = load_provinces(con, "85051110"), load_compound_imports(con)
+        files = render_report(con, tmp_path / "report")
+    finally:
+        con.close()
+    assert len(provinces.months) == 24 and list(provinces.stacks)[:3] == ["Zhejiang", "Jiangxi", "Inner Mongolia"]
+    june = provinces.months.index(dt.date(2025, 6, 1))
+    assert sum(s[june] for s in provinces.stacks.values()) == pytest.approx(3188.0)  # the world total
+    assert list(imports.stacks)[0] == "Myanmar" and OTHER not in imports.stacks
+    for png in (files.provinces_png, files.imports_png):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    page = files.html.read_text(encoding="utf-8")
+    assert '<img src="provinces_85051110.png"' in page and '<img src="imports_2846.png"' in page
