@@ -181,7 +181,7 @@ def load_names():
     # raw English names, exactly as downloads carry them ("Korea, Rep." is split
     # by the unquoted comma in the list, so rejoin all middle fields)
     partners_en = {r[0]: ",".join(r[1:-1]) for r in read_gacc("en-TradingPartner.csv")[1:]}
-    wanted = {"85051110"} | set(OTHER_CODES)
+    wanted = {"85051110"} | set(OTHER_CODES) | set(IMPORT_CODES)
     hs_zh = {r[0]: r[1].strip() for r in read_gacc("zh-hs8-2023.csv")[1:] if r[0] in wanted}
     hs_en = {r[0]: r[1].strip() for r in read_gacc("en-hs8-2023.csv")[1:] if r[0] in wanted}
     assert set(hs_zh) == set(hs_en) == wanted
@@ -358,17 +358,210 @@ def render(ym: str, rows, names) -> bytes:
     return text.encode("gb18030")
 
 
-def generate(out: Path) -> list[Path]:
+def generate(out: Path, landing: Path | None = None) -> list[Path]:
+    """Write the monthly export files into `out`, and the other download shapes (section below)
+    under `landing` (exports/ and imports/), when given."""
     names = load_names()
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for ym, rows in build().items():
+    months = build()
+    for ym, rows in months.items():
         path = out / f"gacc_exports_{ym}.csv"
         data = render(ym, rows, names)
         if not (path.exists() and path.read_bytes() == data):
             path.write_bytes(data)
         written.append(path)
+    if landing is not None:
+        written += write_shape_files(landing, months, names)
     return written
+
+
+# ==========================================================================
+# The other download shapes (multi-month queries, so each has a date column):
+#   exports/magnets_world_202401-202512.csv        grouped by commodity only
+#   exports/magnets_by_province_202401-202512.csv  commodity x registration place
+#   exports/magnets_by_regime_202401-202512.csv    commodity x customs regime
+#   imports/rare_earths_by_partner_202401-202512.csv  imports by partner
+# The world totals are the sums of the monthly files' partner rows (so 85051110
+# keeps every published figure, 1,238 t in May 2025 ...); the province and
+# regime rows of a month and code add up to that world total exactly. The
+# province and regime splits are SYNTHETIC (plausible weights: Ningbo in
+# Zhejiang, Ganzhou in Jiangxi, Baotou in Inner Mongolia ...).
+# Imports: the world totals of 25309020 (rare-earth ores) and 28469019 (other
+# rare-earth oxides) are calibrated to the SMM reports of the GACC releases in
+# published_figures.csv (flow imports); Myanmar's share of 28469019 in Aug 2024
+# is the quoted 63 %. Every other import figure and the split over partners
+# is SYNTHETIC.
+# ==========================================================================
+MAGNET_CODES = ("85051110", "85051190", "85051900")
+SHAPES_SPAN = f"{YM[0]}-{YM[-1]}"
+PROVINCE_WEIGHTS = {  # registration place -> weight for magnets (85051110); others vary around it
+    "33": 30, "36": 14, "15": 12, "14": 9, "32": 8, "12": 6, "11": 5, "31": 5, "44": 4, "37": 3, "34": 2, "35": 2,
+}
+REGIME_WEIGHTS = {"10": 78, "15": 14, "14": 3, "33": 3, "34": 2}  # ordinary, processing, bonded
+IMPORT_CODES = {  # code -> (partner weights, USD/kg)
+    "25309020": ({"502": 85, "119": 6, "106": 4, "136": 3, "227": 2}, 3.2),   # ores: mostly Mountain Pass
+    "28053019": ({"141": 70, "116": 20, "122": 10}, 45.0),                     # other RE metals: Viet Nam
+    "28469019": ({"106": 70, "122": 14, "119": 10, "141": 4, "136": 2}, 25.0),  # other RE oxides: Myanmar
+    "28469048": ({"106": 60, "119": 30, "122": 10}, 9.0),                      # mixed RE carbonate
+}
+# World import totals in tonnes where the SMM reports of the GACC releases give them or their
+# growth rates (published_figures.csv); "D" = derived from a quoted rate or year-to-date total.
+IMPORT_WORLD_T = {
+    "25309020": {
+        "202401": 2038.0,   # D  Jan-Feb 2025 7780.5 t +40% YoY -> Jan-Feb 2024 5557.5, minus Feb 2024
+        "202402": 3519.5,   # D  Feb 2025 2886 t -18% YoY
+        "202403": 6435.5, "202404": 6435.5,  # D  Jan-May 2024 = 18737 / 0.77, split evenly
+        "202405": 5905.3,   # D  May 2025 1122 t -81% YoY
+        "202407": 3449.2,   # D  Aug 2024 6864 t +99% MoM
+        "202408": 6864.0,   # P
+        "202501": 4894.5,   # D  Jan-Feb 7780.5 - Feb 2886
+        "202502": 2886.0,   # P
+        "202503": 6094.5,   # D  Jan-May 18737 - Jan-Feb - Apr - May
+        "202504": 3740.0,   # D  May 1122 t -70% MoM
+        "202505": 1122.0,   # P
+    },
+    "28469019": {
+        "202401": 4051.9,   # D  Jan-Feb 2025 4163 t -40% YoY -> 6938.3, minus Feb 2024
+        "202402": 2886.4,   # D  Feb 2025 1270 t -56% YoY
+        "202403": 5729.45, "202404": 5729.45,  # D  Jan-May 2024 = 21925.6 / 0.92, split evenly
+        "202405": 5435.0,   # D  May 2025 9076.4 t +67% YoY
+        "202406": 4378.3,   # D  Jan-Aug 2024 35651.5 minus the other months
+        "202407": 4252.0,   # D  Aug 2024 3189 t -25% MoM
+        "202408": 3189.0,   # P
+        "202501": 2893.0,   # D  Jan-Feb 4163 - Feb 1270
+        "202502": 1270.0,   # P
+        "202503": 2156.4,   # D  Jan-May 21925.6 minus the other months
+        "202504": 6529.8,   # D  May 9076.4 t +39% MoM
+        "202505": 9076.4,   # P
+    },
+}
+IMPORT_SYNTHETIC_T = {"25309020": 4500.0, "28053019": 20.0, "28469019": 3800.0, "28469048": 300.0}
+MYANMAR_SHARE = {("28469019", "202408"): 0.63}  # P (SMM: 63 % of the month's other RE oxides)
+
+
+def _names_from_seed(name: str, code: str) -> dict[str, tuple[str, str]]:
+    rows = csv.DictReader(open(SEEDS / f"{name}.csv", encoding="utf-8"))
+    return {r[code]: (r[f"{code[:-5]}_name_zh"], r[f"{code[:-5]}_name_en"]) for r in rows}
+
+
+def world_magnets(months: dict[str, list]) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(ym, hs8): (kg, usd)} of the magnet codes: the sums of the monthly files' partner rows."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for ym, rows in months.items():
+        for hs8, _partner, kg, usd in rows:
+            if hs8 in MAGNET_CODES:
+                k, u = out.get((ym, hs8), (0, 0))
+                out[(ym, hs8)] = (k + kg, u + usd)
+    return out
+
+
+def split_world(world, weights: dict[str, float], key: str) -> list[tuple[str, str, str, int, int]]:
+    """[(ym, hs8, code, kg, usd)]: each world figure over `weights` (varied per month and code);
+    kg and USD both add up to the world figure exactly."""
+    out = []
+    for (ym, hs8), (kg, usd) in sorted(world.items()):
+        w = {c: v * rng(key, hs8, c, ym).uniform(0.85, 1.15) * (1 if hs8 == "85051110" else rng(key, hs8, c).uniform(0.5, 1.5))
+             for c, v in weights.items()}
+        kgs, usds = allocate(kg, w), allocate(usd, w)
+        out += [(ym, hs8, c, kgs[c], usds[c]) for c in sorted(w)]
+    return out
+
+
+def import_rows() -> list[tuple[str, str, str, int, int]]:
+    """[(ym, hs8, partner_code, kg, usd)] of the rare-earth imports by partner."""
+    out = []
+    for hs8, (weights, uv) in IMPORT_CODES.items():
+        for t, ym in enumerate(YM):
+            total_t = IMPORT_WORLD_T.get(hs8, {}).get(ym)
+            if total_t is None:
+                total_t = IMPORT_SYNTHETIC_T[hs8] * smooth(t, rng("iphase", hs8).random(), 0.15) * rng("iqty", hs8, ym).uniform(0.85, 1.15)
+            w = {c: v * rng("ipartner", hs8, c, ym).uniform(0.8, 1.2) for c, v in weights.items()}
+            if hs8 == "25309020" and ym >= "202504":
+                w["502"] = 0.5  # MP Materials stopped shipping concentrate to China in April 2025
+            total = round(total_t * 1000)
+            share = MYANMAR_SHARE.get((hs8, ym))
+            if share is not None:
+                mmr = round(total * share)
+                kgs = {"106": mmr, **allocate(total - mmr, {c: v for c, v in w.items() if c != "106"})}
+            else:
+                kgs = allocate(total, w)
+            for c, kg in sorted(kgs.items()):
+                noise = 1 + rng("iuv", hs8, c, ym).uniform(-0.03, 0.03)
+                out.append((ym, hs8, c, kg, max(1, round(kg * uv * noise))))
+    return out
+
+
+def _render_rows(header: list[str], rows: list[list[str]]) -> bytes:
+    return "".join(",".join('"' + v.replace('"', '""') + '"' for v in line) + ",\r\n"
+                   for line in [header, *rows]).encode("gb18030")
+
+
+def shape_files(months: dict[str, list], names) -> dict[str, bytes]:
+    """{path under the landing dir: bytes} of the world, province, regime and imports downloads."""
+    partners_zh, partners_en, hs_zh, hs_en = names
+    world = world_magnets(months)
+    provinces = _names_from_seed("gacc_provinces", "province_code")
+    regimes = _names_from_seed("gacc_customs_regimes", "regime_code")
+    files = {}
+    files[f"exports/magnets_world_{SHAPES_SPAN}.csv"] = _render_rows(
+        ["数据年月", "商品编码", "商品名称", "第一数量", "第一计量单位", "第二数量", "第二计量单位", "美元"],
+        [[ym, h, hs_zh[h], f"{kg:,}", "千克", "0", "?", f"{usd:,}"] for (ym, h), (kg, usd) in sorted(world.items())])
+    files[f"exports/magnets_by_province_{SHAPES_SPAN}.csv"] = _render_rows(
+        ["数据年月", "商品编码", "商品名称", "注册地编码", "注册地名称", "第一数量", "第一计量单位", "美元"],
+        [[ym, h, hs_zh[h], c, provinces[c][0], f"{kg:,}", "千克", f"{usd:,}"]
+         for ym, h, c, kg, usd in split_world(world, PROVINCE_WEIGHTS, "prov")])
+    files[f"exports/magnets_by_regime_{SHAPES_SPAN}.csv"] = _render_rows(
+        ["Commodity code", "Commodity", "Date of data", "Customs Regime code", "Customs Regime", "US dollar", "Quantity", "Unit"],
+        [[h, hs_en[h], ym, c, regimes[c][1], f"{usd:,}", f"{kg:,}", "Kilogram"]
+         for ym, h, c, kg, usd in split_world(world, REGIME_WEIGHTS, "regime")])
+    imp = import_rows()
+    files[f"imports/rare_earths_by_partner_{SHAPES_SPAN}.csv"] = _render_rows(
+        ["Date of data", "Commodity code", "Commodity", "Trading partner code", "Trading partner", "Quantity", "Unit", "US dollar"],
+        [[ym, h, hs_en[h], c, partners_en[c], f"{kg:,}", "Kilogram", f"{usd:,}"] for ym, h, c, kg, usd in imp])
+    return files
+
+
+def write_shape_files(landing: Path, months: dict[str, list], names) -> list[Path]:
+    written = []
+    for rel, data in shape_files(months, names).items():
+        path = landing / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not (path.exists() and path.read_bytes() == data):
+            path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def verify_shapes(landing: Path) -> list[str]:
+    """Problems with the shape files: world totals equal to the partner sums of the monthly files,
+    breakdowns adding up to them, imports matching their published world figures."""
+    problems = []
+    expected = shape_files(build(), load_names())
+    for rel, data in expected.items():
+        if not (landing / rel).exists() or (landing / rel).read_bytes() != data:
+            problems.append(f"{rel}: missing or not as generated")
+    world = world_magnets(build())
+    if world[("202505", "85051110")][0] != 1_238_000 or world[("202506", "85051110")][0] != 3_188_000:
+        problems.append("world totals of 85051110 do not give the headline (1,238 t May, 3,188 t June 2025)")
+    for weights, key in ((PROVINCE_WEIGHTS, "prov"), (REGIME_WEIGHTS, "regime")):
+        sums: dict = defaultdict(lambda: [0, 0])
+        for ym, h, _c, kg, usd in split_world(world, weights, key):
+            sums[(ym, h)][0] += kg
+            sums[(ym, h)][1] += usd
+        if {k: tuple(v) for k, v in sums.items()} != world:
+            problems.append(f"{key} breakdown does not add up to the world totals")
+    imports = defaultdict(int)
+    for ym, h, _c, kg, _usd in import_rows():
+        imports[(ym, h)] += kg
+    for fr in csv.DictReader(open(SEEDS / "published_figures.csv", encoding="utf-8")):
+        if fr["flow"] != "imports" or fr["reporter"] != "CHN" or fr["evidence"] != "quoted" or fr["partner"] != "WLD":
+            continue
+        span = [ym for ym in YM if fr["period_start"].replace("-", "") <= ym <= fr["period_end"].replace("-", "")]
+        got = sum(imports[(ym, fr["hs_scope"])] for ym in span) / 1000
+        if abs(got / float(fr["quantity_t"]) - 1) > 0.005:
+            problems.append(f"imports {fr['hs_scope']} {fr['period_start']}..{fr['period_end']}: {got:.1f} t vs {fr['quantity_t']} t")
+    return problems
 
 
 # ==========================================================================
@@ -661,14 +854,25 @@ def write_revised_sample(out: Path) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Generate the bundled sample GACC extracts.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--landing", type=Path, default=None,
+                    help="landing dir for the world/province/regime/imports downloads (default: --out's parent "
+                         "when --out is an exports folder)")
     ap.add_argument("--verify", action="store_true", help="generate, then verify")
     ap.add_argument("--verify-only", action="store_true", help="verify existing files")
     args = ap.parse_args(argv)
+    landing = args.landing or (args.out.parent if args.out.name == "exports" else None)
     if not args.verify_only:
-        written = generate(args.out) + [write_revised_sample(args.out)]
-        print(f"wrote {len(written)} files to {args.out}")
+        written = generate(args.out, landing) + [write_revised_sample(args.out)]
+        print(f"wrote {len(written)} files to {args.out}" + (f" and {landing}" if landing else ""))
     if args.verify or args.verify_only:
-        return 0 if verify(args.out) else 1
+        ok = verify(args.out)
+        if landing is not None:
+            shape_problems = verify_shapes(landing)
+            for problem in shape_problems:
+                print("FAIL:", problem)
+            print("VERIFY SHAPES", "FAILED" if shape_problems else "PASSED")
+            ok = ok and not shape_problems
+        return 0 if ok else 1
     return 0
 
 

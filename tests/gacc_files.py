@@ -10,6 +10,7 @@ from typing import Iterable, Mapping
 from dagster_project.lib.settings import PROJECT_ROOT
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "landing" / "exports"
+SAMPLE_LANDING = SAMPLE_DIR.parent
 
 ZH = {
     "period": "数据年月", "hs8": "商品编码", "commodity_name": "商品名称", "partner_code": "贸易伙伴编码",
@@ -107,4 +108,16 @@ def copy_sample(landing: Path, months: Iterable[str] | None = None) -> list[Path
         if months is not None and src.stem.rsplit("_", 1)[-1] not in set(months):
             continue
         copied.append(Path(shutil.copy2(src, target / src.name)))
+    return copied
+
+
+def copy_sample_shapes(landing: Path) -> list[Path]:
+    """Copy the bundled sample's other downloads (world totals, province and regime breakdowns
+    under exports/, the rare-earth imports under imports/) into a landing dir."""
+    copied = []
+    for src in sorted(SAMPLE_LANDING.glob("*/*.csv")):
+        if src.parent.name in ("exports", "imports") and not src.name.startswith("gacc_exports_"):
+            target = landing / src.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            copied.append(Path(shutil.copy2(src, target / src.name)))
     return copied

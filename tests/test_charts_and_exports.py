@@ -533,9 +533,10 @@ def test_unchanged_inputs_keep_the_files(served, instance):
     first = _report(instance)
     assert first["rendered"] is True
     files = _report_files(served)
-    assert sorted(files) == sorted([REPORT_HTML, REPORT_JSON, "partners_85051110.png", "world_85051110.png"])
+    pngs = ["partners_85051110.png", "world_85051110.png", "provinces_85051110.png", "imports_2846.png"]
+    assert sorted(files) == sorted([REPORT_HTML, REPORT_JSON, *pngs])
     record = json.loads(files[REPORT_JSON][0])
-    assert record["headline"] == first["headline"] and set(record["files"]) == {REPORT_HTML, "partners_85051110.png", "world_85051110.png"}
+    assert record["headline"] == first["headline"] and set(record["files"]) == {REPORT_HTML, *pngs}
 
     again = _report(instance)
     assert again["rendered"] is False and again["headline"] == first["headline"]

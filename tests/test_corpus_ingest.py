@@ -166,6 +166,7 @@ def test_the_corpus_is_big_enough_and_covers_the_issue():
         "exactly_10000_rows", "revised_by_later_file", "revised_in_place", "same_file_twice", "truncated_mid_row",
         "empty_file", "header_only", "tonnes_for_kg_code", "pieces_for_kg_code", "usd_and_cny_same_month",
         "non_numeric_quantity", "negative_quantity", "duplicate_keys", "future_period_column", "binary_xlsx", "invalid_bytes",
+        "world_total_zh", "world_total_en", "province_only_zh", "province_only_en", "regime_only_en", "no_commodity_column",
     ):
         assert required in names, required
 

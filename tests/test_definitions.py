@@ -15,6 +15,8 @@ EXPECTED_ASSETS = {
     "marts/dim_partner", "marts/dim_commodity", "marts/dim_month",
     "marts/fct_exports_monthly", "marts/fct_exports_cumulative", "marts/export_growth_monthly",
     "marts/export_growth_rare_earths", "serving/warehouse",
+    "intermediate/int_trade_by_grouping_monthly", "marts/export_growth_by_province", "marts/export_growth_by_regime",
+    "marts/fct_imports_monthly", "marts/import_growth_monthly", "marts/v_trade_balance_monthly",
 }
 
 EXPECTED_CHECKS = {

@@ -84,7 +84,9 @@ def test_an_incremental_build_equals_a_clean_build(tmp_path):
     monthly = ran(incremental, "customs_monthly_models")
     assert {u for u in monthly if u.startswith("model.")} == {
         "model.customs.int_customs_facts_history", "model.customs.int_trade_monthly", "model.customs.fct_exports_monthly",
-        "model.customs.export_growth_monthly", "model.customs.export_growth_rare_earths"}
+        "model.customs.export_growth_monthly", "model.customs.export_growth_rare_earths",
+        "model.customs.int_trade_by_grouping_monthly", "model.customs.export_growth_by_province",
+        "model.customs.export_growth_by_regime", "model.customs.fct_imports_monthly", "model.customs.import_growth_monthly"}
     assert any("relationships_fct_exports_monthly_partner_code" in u for u in monthly)  # to a dim not rebuilt
     # the rest: the tables made from the loads, not the seeds, views and seed-only dims (unchanged code)
     rest = ran(incremental, "customs_dbt_models")
@@ -102,7 +104,8 @@ def test_an_incremental_build_equals_a_clean_build(tmp_path):
     assert incremental.scalar("SELECT count(*) FROM raw.customs_loads") == 19
     assert clean.scalar("SELECT count(*) FROM raw.customs_loads") == 18
     assert incremental.scalar(US_MARCH) == clean.scalar(US_MARCH) == 561_000
-    for table in ("export_growth_monthly", "export_growth_rare_earths", "fct_exports_cumulative", "dim_month"):
+    for table in ("export_growth_monthly", "export_growth_rare_earths", "fct_exports_cumulative", "dim_month",
+                  "export_growth_by_province", "import_growth_monthly"):
         assert incremental.query(f"SELECT * FROM marts.{table} ORDER BY ALL") == clean.query(f"SELECT * FROM marts.{table} ORDER BY ALL")
     cols = "month, hs8, partner_code, partner_iso3, quantity_kg, quantity, unit_code, value_usd, value_cny, source_row_count"
     assert incremental.query(f"SELECT {cols} FROM marts.fct_exports_monthly ORDER BY ALL") == \

@@ -62,3 +62,19 @@ def test_each_months_latest_load_comes_from_the_load_months_mapping():
     utc = dt.timezone.utc
     assert latest == {D(2025, 1, 1): dt.datetime(2025, 3, 1, tzinfo=utc).timestamp(), D(2025, 2, 1): dt.datetime(2025, 4, 1, tzinfo=utc).timestamp()}
     assert loaded_month_span(con) == (D(2025, 1, 1), D(2025, 2, 1))
+
+
+def test_a_new_version_of_a_file_touches_the_months_its_previous_version_held():
+    """a.csv held January and February; its new version holds February only: January changes too
+    (the new version withdraws its figures), and must be rebuilt."""
+    con = duckdb.connect()
+    create_raw_tables(con)
+    con.execute("""INSERT INTO raw.customs_loads (load_id, load_seq, file_path, file_sha256, file_size_bytes, flow, encoding,
+                   header_language, currency, dimensions, period_source, period_start, period_end, row_count, loaded_at)
+                   VALUES ('a1', 1, 'exports/a.csv', 'x', 1, 'exports', 'utf-8', 'en', 'USD', 'hs8,partner', 'column', '2025-01-01', '2025-02-01', 2, '2025-03-01 00:00:00'),
+                          ('b', 2, 'exports/b.csv', 'y', 1, 'exports', 'utf-8', 'en', 'USD', 'hs8,partner', 'column', '2025-03-01', '2025-03-01', 1, '2025-04-01 00:00:00'),
+                          ('a2', 3, 'exports/a.csv', 'z', 1, 'exports', 'utf-8', 'en', 'USD', 'hs8,partner', 'column', '2025-02-01', '2025-02-01', 1, '2025-05-01 00:00:00')""")
+    con.execute("INSERT INTO raw.customs_load_months VALUES ('a1', '2025-01-01'), ('a1', '2025-02-01'), ('b', '2025-03-01'), ('a2', '2025-02-01')")
+    utc = dt.timezone.utc
+    at = {day: dt.datetime(2025, day, 1, tzinfo=utc).timestamp() for day in (4, 5)}
+    assert latest_load_by_month(con) == {D(2025, 1, 1): at[5], D(2025, 2, 1): at[5], D(2025, 3, 1): at[4]}

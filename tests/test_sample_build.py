@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import subprocess
 import sys
 
@@ -55,7 +56,23 @@ def test_every_published_monthly_figure_is_reproduced(sample_build):
         assert float(kg) / 1000 == pytest.approx(float(row["quantity_t"]), abs=0.05), row
 
 
-def test_world_is_the_sum_of_partners_and_shares_add_up(sample_build):
+def test_world_is_the_world_total_download_or_the_sum_of_partners_and_shares_add_up(sample_build):
+    """The magnet codes' WLD rows are the world-total download; the other codes' are their partner
+    sums. The sample's partners add up to its world totals, so every share sums to 100."""
+    sources = dict(sample_build.query(
+        """SELECT hs8, list_sort(list(DISTINCT world_source)) FROM marts.export_growth_monthly
+           WHERE partner_iso3 = 'WLD' GROUP BY hs8"""
+    ))
+    assert {h for h, s in sources.items() if s == ["world_total"]} == {"85051110", "85051190", "85051900"}
+    assert all(s == ["sum_of_partners"] for h, s in sources.items() if not h.startswith("8505"))
+    world_file = dict(sample_build.query(
+        """SELECT r.period_start, sum(r.quantity) FROM raw.customs_rows r JOIN raw.customs_loads l USING (load_id)
+           WHERE l.dimensions = 'hs8' AND r.hs8 = '85051110' GROUP BY 1"""
+    ))
+    wld = dict(sample_build.query(
+        "SELECT month, quantity_kg FROM marts.export_growth_monthly WHERE partner_iso3 = 'WLD' AND hs8 = '85051110'"
+    ))
+    assert wld == world_file and len(wld) == 24
     off = sample_build.query(
         """SELECT w.month, w.hs8 FROM marts.export_growth_monthly w
            JOIN (SELECT month, hs8, sum(quantity_kg) AS kg, sum(share_of_world_pct) AS share_sum
@@ -63,6 +80,57 @@ def test_world_is_the_sum_of_partners_and_shares_add_up(sample_build):
            WHERE w.partner_iso3 = 'WLD' AND (w.quantity_kg <> p.kg OR abs(p.share_sum - 100) > 1e-6)"""
     )
     assert off == []
+
+
+def test_no_sample_file_is_rejected_and_every_shape_loads(sample_build):
+    assert sample_build.scalar("SELECT count(*) FROM audit.rejected_files") == 0
+    shapes = dict(sample_build.query("SELECT dimensions || ' ' || flow, count(*) FROM raw.customs_loads GROUP BY 1"))
+    assert shapes == {"hs8,partner exports": 24, "hs8 exports": 1, "hs8,province exports": 1, "hs8,regime exports": 1,
+                      "hs8,partner imports": 1}
+
+
+def test_provinces_and_regimes_add_up_to_the_world_total(sample_build):
+    for table in ("export_growth_by_province", "export_growth_by_regime"):
+        off = sample_build.query(
+            f"""SELECT b.month, b.hs8, sum(b.quantity_kg), any_value(w.quantity_kg), sum(b.share_of_world_pct)
+                FROM marts.{table} b JOIN marts.export_growth_monthly w
+                  ON w.month = b.month AND w.hs8 = b.hs8 AND w.partner_iso3 = 'WLD'
+                GROUP BY ALL HAVING sum(b.quantity_kg) <> any_value(w.quantity_kg) OR abs(sum(b.share_of_world_pct) - 100) > 1e-6"""
+        )
+        assert off == [], table
+        assert sample_build.scalar(f"SELECT count(*) FROM marts.{table} WHERE hs8 = '85051110'") >= 24 * 5
+    top = sample_build.query(
+        """SELECT province_name_en, province_name_zh FROM marts.export_growth_by_province
+           WHERE hs8 = '85051110' AND month = DATE '2025-06-01' ORDER BY quantity_kg DESC LIMIT 1"""
+    )
+    assert top == [("Zhejiang", "浙江省")]
+    mom = sample_build.query(
+        """SELECT j.quantity_kg, m.quantity_kg, j.mom_pct FROM marts.export_growth_by_province j
+           JOIN marts.export_growth_by_province m USING (hs8, province_code)
+           WHERE j.hs8 = '85051110' AND j.province_code = '33' AND j.month = DATE '2025-06-01' AND m.month = DATE '2025-05-01'"""
+    )[0]
+    assert mom[2] == pytest.approx(100 * (float(mom[0]) / float(mom[1]) - 1))
+
+
+def test_rare_earth_imports_match_the_published_import_figures(sample_build):
+    with (SEEDS_DIR / "published_figures.csv").open() as handle:
+        published = [r for r in csv.DictReader(handle) if r["flow"] == "imports" and r["reporter"] == "CHN"
+                     and r["period_start"] == r["period_end"] and r["evidence"] == "quoted"]
+    assert len(published) >= 5
+    for row in published:
+        kg = sample_build.scalar(
+            "SELECT quantity_kg FROM marts.import_growth_monthly WHERE hs8 = $h AND partner_iso3 = $p "
+            "AND month = CAST($m || '-01' AS DATE)",
+            {"h": row["hs_scope"], "p": row["partner"], "m": row["period_start"]},
+        )
+        assert float(kg) / 1000 == pytest.approx(float(row["quantity_t"]), abs=0.05), row
+    may = dict(sample_build.query(
+        """SELECT partner_iso3, share_of_world_pct FROM marts.import_growth_monthly
+           WHERE hs8 = '28469019' AND month = DATE '2025-05-01'"""
+    ))
+    assert max((s, p) for p, s in may.items() if p != "WLD")[1] == "MMR" and may["WLD"] == 100
+    assert sample_build.scalar("SELECT count(*) FROM marts.fct_imports_monthly") == sample_build.scalar(
+        "SELECT count(*) FROM raw.customs_rows WHERE flow = 'imports'")
 
 
 def test_year_to_date(sample_build):
@@ -88,7 +156,7 @@ def test_unit_values_and_lineage(sample_build):
 
 def test_both_header_languages_in_the_sample(sample_build):
     languages = dict(sample_build.query("SELECT header_language, count(*) FROM raw.customs_loads GROUP BY 1"))
-    assert languages == {"zh": 12, "en": 13}  # March 2024 (English) twice: the revised download
+    assert languages == {"zh": 14, "en": 15}  # 12 + 12 monthly files; world, province (zh), regime, imports (en); March 2024 revised (en)
     assert sample_build.scalar("SELECT count(*) FROM raw.customs_rows") == sample_build.scalar(
         "SELECT sum(row_count) FROM raw.customs_loads"
     )
@@ -109,3 +177,25 @@ def test_served_file_uses_a_portable_storage_version(sample_build):
     # written with STORAGE_VERSION 'v1.1.0'; DuckDB reports the format's first release, v1.0.0+
     # (readers need 1.1.0+ for the column comments: `make compat` checks real old releases)
     assert tags["storage_version"] in ("v1.0.0+", "v1.1.0+")
+
+
+def test_report_draws_provinces_and_rare_earth_compound_imports(sample_build, tmp_path):
+    import duckdb
+
+    from dagster_project.lib.serving.chart_breakdowns import OTHER, load_compound_imports, load_provinces
+    from dagster_project.lib.serving.charts import render_report
+
+    con = duckdb.connect(str(sample_build.warehouse), read_only=True)
+    try:
+        provinces, imports = load_provinces(con, "85051110"), load_compound_imports(con)
+        files = render_report(con, tmp_path / "report")
+    finally:
+        con.close()
+    assert len(provinces.months) == 24 and list(provinces.stacks)[:3] == ["Zhejiang", "Jiangxi", "Inner Mongolia"]
+    june = provinces.months.index(dt.date(2025, 6, 1))
+    assert sum(s[june] for s in provinces.stacks.values()) == pytest.approx(3188.0)  # the world total
+    assert list(imports.stacks)[0] == "Myanmar" and OTHER not in imports.stacks
+    for png in (files.provinces_png, files.imports_png):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    page = files.html.read_text(encoding="utf-8")
+    assert '<img src="provinces_85051110.png"' in page and '<img src="imports_2846.png"' in page

@@ -227,6 +227,60 @@ def CASES(today: dt.date) -> list[Case]:  # noqa: N802 - a table, read like a co
                  "partner_code", "partner_name", "quantity", "unit", "quantity2", "unit2", "value")
         write_extract(landing / "exports/by_regime_province_202410.csv", rows, order=order, mtime=t)
 
+    # -- the groupings without a partner column (the platform groups by at most two of commodity,
+    #    partner, customs regime and registration place)
+    @case("world_total_zh", "grouped by commodity only: the world total per code, no partner column",
+          Expect("exports/world_202403.csv", rows=2, load={"dimensions": "hs8", "header_language": "zh"},
+                 checks=((_rows_sql("hs8, partner_code, regime_code, province_code, quantity"),
+                          [(MAG, None, None, None, 26_750), ("85051190", None, None, None, 4_000)]),)))
+    def _(landing, t):
+        rows = [{**r, "partner_code": "", "partner_name": ""} for r in
+                mag_rows("202403", {"116": 26_750}) + mag_rows("202403", {"304": 4_000}, hs8="85051190")]
+        write_extract(landing / "exports/world_202403.csv", rows,
+                      order=without(ZH_ORDER, "partner_code", "partner_name"), mtime=t)
+
+    @case("world_total_en", "grouped by commodity only, English headers and a name-borne period",
+          Expect("exports/world_magnets_202402.csv", rows=1, load={"dimensions": "hs8", "header_language": "en",
+                                                                     "period_source": "file name"}))
+    def _(landing, t):
+        write_extract(landing / "exports/world_magnets_202402.csv", mag_rows("202402", {"116": 19_000}, lang="en"),
+                      lang="en", order=without(EN_ORDER, "period", "partner_code", "partner_name"), mtime=t)
+
+    @case("province_only_zh", "commodity x registration place (注册地), no partner: which provinces export",
+          Expect("exports/by_province_only_202401.csv", rows=2, load={"dimensions": "hs8,province"},
+                 checks=((_rows_sql("partner_code, province_code, province_name, quantity"),
+                          [(None, "33", "浙江省", 9_000), (None, "36", "江西省", 2_000)]),)))
+    def _(landing, t):
+        rows = (mag_rows("202401", {"116": 9_000}, province_code="33", province_name="浙江省")
+                + mag_rows("202401", {"116": 2_000}, province_code="36", province_name="江西省"))
+        order = ("period", "hs8", "commodity_name", "province_code", "province_name", "quantity", "unit", "quantity2", "unit2", "value")
+        write_extract(landing / "exports/by_province_only_202401.csv", rows, order=order, mtime=t)
+
+    @case("regime_only_en", "commodity x customs regime, English headers, no partner",
+          Expect("exports/by_regime_only_202312.csv", rows=2, load={"dimensions": "hs8,regime", "header_language": "en"},
+                 checks=((_rows_sql("partner_code, regime_code, quantity"), [(None, "10", 8_000), (None, "14", 1_500)]),)))
+    def _(landing, t):
+        rows = (mag_rows("202312", {"116": 8_000}, lang="en", regime_code="10", regime_name="General trade")
+                + mag_rows("202312", {"116": 1_500}, lang="en", regime_code="14", regime_name="Processing with imported materials"))
+        order = ("period", "hs8", "commodity_name", "regime_code", "regime_name", "quantity", "unit", "value")
+        write_extract(landing / "exports/by_regime_only_202312.csv", rows, lang="en", order=order, mtime=t)
+
+    @case("province_only_en", "commodity x registration place with English headers",
+          Expect("exports/by_province_only_202402.csv", rows=1, load={"dimensions": "hs8,province", "header_language": "en"}))
+    def _(landing, t):
+        rows = mag_rows("202402", {"116": 7_000}, lang="en", province_code="33", province_name="Zhejiang")
+        order = ("hs8", "commodity_name", "period", "province_code", "province_name", "value", "quantity", "unit")
+        write_extract(landing / "exports/by_province_only_202402.csv", rows, lang="en", order=order, mtime=t)
+
+    @case("no_commodity_column", "partner x regime totals of all goods: no commodity code column",
+          Expect("exports/partner_by_regime_202506.csv",
+                 reject=("no commodity code column", "贸易伙伴编码 x 贸易方式编码", "商品编码 / Commodity code as a grouping field"),
+                 line=1))
+    def _(landing, t):
+        rows = mag_rows("202506", DEFAULT_KG, regime_code="10", regime_name="一般贸易")
+        order = ("period", "partner_code", "partner_name", "regime_code", "regime_name", "quantity", "unit", "value")
+        write_extract(landing / "exports/partner_by_regime_202506.csv", rows, order=order, mtime=t)
+
     @case("remark_and_empty_column", "a 备注 (remarks) column with text and a trailing empty column are ignored",
           Expect("exports/with_remarks.csv", rows=2,
                  checks=((_rows_sql("partner_code, quantity"), [("116", 4000), ("133", 3500)]),)))

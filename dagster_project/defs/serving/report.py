@@ -74,6 +74,8 @@ def analyst_report(context: AssetExecutionContext, warehouse: WarehouseResource)
             "report": MetadataValue.path(str(files.html)),
             "world_chart": MetadataValue.md(inline(files.world_png)),
             "partners_chart": MetadataValue.md(inline(files.partners_png)),
+            "provinces_chart": MetadataValue.md(inline(files.provinces_png)),
+            "imports_chart": MetadataValue.md(inline(files.imports_png)),
             "headline": MetadataValue.json(files.headline),
         }
     )

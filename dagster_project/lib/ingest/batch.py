@@ -148,7 +148,8 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
         # a code or partner found in the reference lists is well formed (the lists hold nothing
         # else): the pattern is matched only for the others, not on every row
         "CASE WHEN c.hs8 IS NOT NULL THEN false ELSE NOT regexp_full_match(coalesce(r.hs8, ''), '[0-9]{8}') END",
-        "CASE WHEN pp.partner_code IS NOT NULL AND length(r.partner_raw) <= 3 THEN false ELSE NOT regexp_full_match(coalesce(r.partner_raw, ''), '[0-9]{1,3}') END",
+        *(["CASE WHEN pp.partner_code IS NOT NULL AND length(r.partner_raw) <= 3 THEN false "
+           "ELSE NOT regexp_full_match(coalesce(r.partner_raw, ''), '[0-9]{1,3}') END"] if has("partner_code") else []),
         *[f"NOT regexp_full_match(coalesce(r.{d}_key, ''), '[0-9A-Za-z]{{1,6}}')" for d in dims],
         *[f"(r.{target} IS NULL AND NOT {_null_token(f'r.{source}_text')})" for source, target in numbers if has(source)],
         "(r.unit IS NULL AND r.quantity IS NOT NULL)",
@@ -170,12 +171,12 @@ def _row_sql(header_columns: tuple[str, ...], gid: int) -> str:
                c.hs8 IS NULL AS unknown_code, {unit_factor} AS unit_factor,
                fu.unit_name_zh AS file_unit_zh, du.unit_name_zh AS declared_unit_zh,
                r.quantity2, r.unit2, r.value,
-               pp.partner_code IS NULL AS unknown_partner
+               {"pp.partner_code IS NULL" if has("partner_code") else "false"} AS unknown_partner
         FROM (
             SELECT m.gid, m.fid, s.rowid - m.first_rowid + 1 AS row_number, m.name_start, m.name_end,
                    {period_start} AS period_start, {period_end} AS period_end,
                    trim(s.hs8) AS hs8, nullif({text('commodity_name')}, '') AS commodity_name,
-                   trim(s.partner_code) AS partner_raw, nullif({text('partner_name')}, '') AS partner_name,
+                   {text('partner_code')} AS partner_raw, nullif({text('partner_name')}, '') AS partner_name,
                    nullif({text('regime_code')}, '') AS regime_code, nullif({text('regime_name')}, '') AS regime_name,
                    nullif({text('province_code')}, '') AS province_code, nullif({text('province_name')}, '') AS province_name,
                    {text('regime_code')} AS regime_code_key, {text('province_code')} AS province_code_key,
@@ -335,13 +336,12 @@ class BatchLoader:
         meta = []
         for c, seq in zip(run, seqs):
             s, h = c.stats, c.header
-            dims = ["hs8", "partner"] + [d for d in ("regime", "province") if h.has(f"{d}_code")]
             period_warning = None
             if h.has("period") and c.name_period is not None and s["outside_name"]:
                 period_warning = period_name_warning(s["outside_name"], c.period_header, c.name_period)
             s["warnings"] = load_warnings(s["rows"], 0, period_warning, s["unknown_partners"], s["unknown_codes"])
             meta.append((*s["key"], c.load_id, seq, c.lf.rel, c.sha, c.shape.size, c.lf.rel.split("/")[0],
-                         c.shape.encoding, h.language, h.currency, ",".join(dims),
+                         c.shape.encoding, h.language, h.currency, ",".join(h.dimensions),
                          "column" if h.has("period") else "file name", s["period_start"], s["period_end"], s["rows"],
                          s["conversions"], "; ".join(s["warnings"]) or None))
         self.con.execute(

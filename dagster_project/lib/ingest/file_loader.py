@@ -119,12 +119,11 @@ class FileLoader:
 
         unknown_partners = self.con.execute(
             "SELECT count(*) FROM _stage s ANTI JOIN _partner p ON p.partner_code = lpad(trim(s.partner_code), 3, '0')"
-        ).fetchone()[0]
+        ).fetchone()[0] if header.has("partner_code") else 0
         unknown_codes = self.con.execute("SELECT count(*) FROM _stage_units WHERE unknown_code").fetchone()[0]
         warnings = load_warnings(row_count, empty_rows, period_warning, unknown_partners, unknown_codes)
 
         loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        dims = ["hs8", "partner"] + [d for d in ("regime", "province") if header.has(f"{d}_code")]
         opt = lambda c: f"nullif(trim(s.{c}), '')" if header.has(c) else "NULL"  # noqa: E731
         value_col = "value_usd" if header.currency == "USD" else "value_cny"
 
@@ -137,7 +136,7 @@ class FileLoader:
                 SELECT $load_id, $rel, $sha, $loaded_at, s.row_number, $flow, $currency,
                        p.period_start, p.period_end, p.period_end > p.period_start,
                        trim(s.hs8), {opt('commodity_name')},
-                       lpad(trim(s.partner_code), 3, '0'), {opt('partner_name')},
+                       {"lpad(trim(s.partner_code), 3, '0')" if header.has('partner_code') else 'NULL'}, {opt('partner_name')},
                        {opt('regime_code')}, {opt('regime_name')},
                        {opt('province_code')}, {opt('province_name')},
                        gacc_number(s.quantity), gacc_text(s.unit), u.unit_code, u.declared_unit_code, u.unit_factor,
@@ -162,7 +161,7 @@ class FileLoader:
                  $start, $end, $rows, $conversions, $warnings, $run_id, $loaded_at)""",
                 {"load_id": load_id, "seq": load_seq, "rel": rel, "sha": sha, "size": shape.size,
                  "flow": flow, "encoding": shape.encoding, "lang": header.language, "currency": header.currency,
-                 "dims": ",".join(dims), "period_source": period_source, "start": period_start, "end": period_end,
+                 "dims": ",".join(header.dimensions), "period_source": period_source, "start": period_start, "end": period_end,
                  "rows": row_count, "conversions": unit_conversions, "warnings": "; ".join(warnings) or None,
                  "run_id": self.run_id, "loaded_at": loaded_at},
             )

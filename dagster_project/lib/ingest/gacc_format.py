@@ -32,8 +32,15 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 # Columns a download may end with that carry nothing for us.
 IGNORED_HEADERS = ("", "备注", "Remarks", "Remark", "Note")
 
-REQUIRED = ("hs8", "partner_code", "quantity", "unit")
-OPTIONAL_DIMENSIONS = (("regime_code", "regime_name"), ("province_code", "province_name"))
+REQUIRED = ("hs8", "quantity", "unit")
+# The grouping fields the platform's query offers beside the commodity (it takes at most two of
+# commodity, partner, regime and registration place): a download may hold any of them or none
+# (a world total per code). Each is (code column, name column, name in raw.customs_loads.dimensions).
+OPTIONAL_DIMENSIONS = (
+    ("partner_code", "partner_name", "partner"),
+    ("regime_code", "regime_name", "regime"),
+    ("province_code", "province_name", "province"),
+)
 
 _LOOKUP = {alias.casefold(): canonical for canonical, aliases in HEADER_ALIASES.items() for alias in aliases}
 
@@ -71,6 +78,11 @@ class Header:
     def has(self, column: str) -> bool:
         return column in self.columns
 
+    @property
+    def dimensions(self) -> list[str]:
+        """The file's grouping fields, as raw.customs_loads.dimensions records them ('hs8' alone: world totals)."""
+        return ["hs8"] + [dim for code, _, dim in OPTIONAL_DIMENSIONS if self.has(code)]
+
 
 def _normalise(name: str) -> str:
     """Header text as compared: no BOM, no outer spaces, inner runs of spaces (incl. no-break) as one."""
@@ -105,6 +117,14 @@ def map_header(raw_names: list[str]) -> Header:
             + "; expected GACC headers in Chinese (数据年月, 商品编码, 贸易伙伴编码, 第一数量, 第一计量单位, 美元 ...)"
             " or English (Date of data, Commodity code, Trading partner code, Quantity, Unit, US dollar ...)"
         )
+    if "hs8" not in columns:
+        grouped_by = [HEADER_ALIASES[code][0] for code, _, _ in OPTIONAL_DIMENSIONS if code in columns]
+        raise HeaderError(
+            "header: no commodity code column ('商品编码' / 'Commodity code')"
+            + (f": a total of all goods grouped by {' x '.join(grouped_by)} is not loaded" if grouped_by else "")
+            + "; download the query again with 商品编码 / Commodity code as a grouping field (alone for world "
+            "totals per code, or with one of trading partner, customs regime or registration place)"
+        )
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         spellings = "; ".join(" / ".join(f"'{a}'" for a in HEADER_ALIASES[c]) for c in missing)
@@ -115,7 +135,7 @@ def map_header(raw_names: list[str]) -> Header:
             "header: a file needs exactly one value column, 美元 / US dollar or 人民币 / Renminbi Yuan"
             + (" (found both: download the currencies as separate files)" if has_usd else " (found none)")
         )
-    for code, name in OPTIONAL_DIMENSIONS:
+    for code, name, _ in OPTIONAL_DIMENSIONS:
         if (code in columns) != (name in columns) and code not in columns:
             raise HeaderError(f"header: '{HEADER_ALIASES[name][0]}' present without its code column '{HEADER_ALIASES[code][0]}'")
     language = "zh" if any(n in CHINESE_HEADERS for n in names) else "en"

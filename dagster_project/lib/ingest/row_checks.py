@@ -53,8 +53,9 @@ class RowChecks:
     def codes(self, header: fmt.Header, names: dict[str, str]) -> None:
         self.reject_rows("NOT regexp_full_match(coalesce(trim(hs8), ''), '[0-9]{8}')", "hs8", names,
                          "commodity codes must be 8 digits, kept as text (a spreadsheet may have dropped a leading zero)")
-        self.reject_rows("NOT regexp_full_match(coalesce(trim(partner_code), ''), '[0-9]{1,3}')", "partner_code", names,
-                         "trading partner codes must be GACC numeric codes (1-3 digits)")
+        if header.has("partner_code"):
+            self.reject_rows("NOT regexp_full_match(coalesce(trim(partner_code), ''), '[0-9]{1,3}')", "partner_code", names,
+                             "trading partner codes must be GACC numeric codes (1-3 digits)")
         for dim in ("regime_code", "province_code"):
             if header.has(dim):
                 self.reject_rows(f"NOT regexp_full_match(coalesce(trim({dim}), ''), '[0-9A-Za-z]{{1,6}}')", dim, names,
@@ -183,8 +184,9 @@ f"SELECT row_number, unit_text FROM _stage_units WHERE unit_text IS NOT NULL AND
 
     def keys(self, header: fmt.Header, names: dict[str, str]) -> None:
         """A download has one row per period and key: a repeat is a corrupted file, not two figures."""
-        key = [("p.period_start", None), ("p.period_end", None), ("trim(s.hs8)", "hs8"),
-               ("lpad(trim(s.partner_code), 3, '0')", "partner_code")]
+        key = [("p.period_start", None), ("p.period_end", None), ("trim(s.hs8)", "hs8")]
+        if header.has("partner_code"):
+            key.append(("lpad(trim(s.partner_code), 3, '0')", "partner_code"))
         key += [(f"trim(s.{c})", c) for c in ("regime_code", "province_code") if header.has(c)]
         # the first key that repeats (by its first row), its first rows, and how many rows and
         # keys repeat in all: a file of thousands of copies of one row gets a short reason

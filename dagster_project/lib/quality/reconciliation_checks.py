@@ -2,8 +2,10 @@
 the figures agree with the world totals, the cumulative downloads, the published figures and
 the exchange rate.
 
-Rows or totals lost or added and partner-vs-world mismatches are errors (they block
-publishing); the comparisons with other sources warn.
+Rows or totals lost or added are errors (they block publishing), and so is a world figure made
+of the partners that does not add up to them; a loaded world-total download that the partner
+breakdown does not add up to (GACC withholds some partners) and the comparisons with other
+sources warn.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
         severity=ERROR,
         description=(
             "No row, kg or dollar lost or added: raw = staging for every load, and the current monthly export rows "
-            "of staging add up to marts.fct_exports_monthly for every month and code."
+            "by partner of staging (the latest load of each key, unless a new version of its file withdrew it) add up to marts.fct_exports_monthly for every month and code (rows without a "
+            "partner, world totals and province or regime breakdowns, are another view of the same trade)."
         ),
         population_sql=f"""
             with raw_by_load as (
@@ -65,11 +68,20 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                        abs(coalesce(r.cny, 0) - coalesce(s.cny, 0)) as cny_diff
                 from raw_by_load r full join stg_by_load s using (load_id)
             ),
+            replaced_loads as (
+                -- loads a later version of the same file replaced whole: a key whose latest row
+                -- comes from one of them was withdrawn by that version
+                select load_id from (
+                    select load_id, lead(load_id) over (partition by file_path order by load_seq) as next_version
+                    from raw.customs_loads
+                ) where next_version is not null
+            ),
             exports as (
                 select period_start, period_end, hs8, partner_code, regime_code, province_code, currency, load_seq,
-                       quantity_kg, value_usd, value_cny, hash(period_start, hs8, partner_code) as partner_month
+                       quantity_kg, value_usd, value_cny, hash(period_start, hs8, partner_code) as partner_month,
+                       load_id in (select load_id from replaced_loads) as replaced
                 from staging.stg_gacc__customs_rows
-                where flow = 'exports' and not is_cumulative and {{months period_start}}
+                where flow = 'exports' and not is_cumulative and {{months period_start}} and partner_code is not null
             ),
             repeated as (
                 -- partner-months with several rows (revisions, both currencies, regimes or
@@ -81,6 +93,7 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
             single as (
                 select period_start as month, hs8, partner_code, 1 as n, quantity_kg as kg, value_usd as usd, value_cny as cny
                 from exports anti join repeated using (partner_month)
+                where not replaced
             ),
             latest as (
                 -- written independently of the dbt models, with aggregates only (no windows, no joins
@@ -88,14 +101,14 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                 select period_start, hs8, partner_code, currency,
                        (case when regime_code is not null then 1 else 0 end) + (case when province_code is not null then 2 else 0 end) as lvl,
                        arg_max_null(quantity_kg, load_seq) as kg, arg_max_null(value_usd, load_seq) as usd,
-                       arg_max_null(value_cny, load_seq) as cny
+                       arg_max_null(value_cny, load_seq) as cny, arg_max(replaced, load_seq) as replaced
                 from exports semi join repeated using (partner_month)
                 group by period_start, period_end, hs8, partner_code, regime_code, province_code, currency
             ),
             by_level as (
                 select period_start, hs8, partner_code, currency, lvl, count(*) as n,
                        sum(kg) as kg, sum(usd) as usd, sum(cny) as cny
-                from latest group by all
+                from latest where not replaced group by period_start, hs8, partner_code, currency, lvl
             ),
             least_detailed as (
                 -- ... at the least detailed grain loaded ...
@@ -151,17 +164,22 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
         name="partners_sum_to_world",
         asset=GROWTH,
         severity=ERROR,
-        description="In export_growth_monthly, the partner rows of every month and code add up to its WLD row (kg and USD).",
+        description=(
+            "In export_growth_monthly, every month and code without a world-total download has a WLD row that is "
+            "the sum of its partner rows (kg and USD); where a world-total download is loaded, WLD is that figure "
+            "(partners_add_up_to_world_total compares them)."
+        ),
         population_sql=f"""
             with diffs as (
                 select coalesce(w.month, p.month) as month, coalesce(w.hs8, p.hs8) as hs8,
                        abs(coalesce(w.quantity_kg, 0) - coalesce(p.kg, 0)) as kg_diff,
                        abs(coalesce(w.value_usd, 0) - coalesce(p.usd, 0)) as usd_diff
-                from (select month, hs8, quantity_kg, value_usd from marts.export_growth_monthly
+                from (select month, hs8, quantity_kg, value_usd, world_source from marts.export_growth_monthly
                       where partner_iso3 = 'WLD' and {{growth_months month}}) w
                 full join (select month, hs8, sum(quantity_kg) as kg, sum(value_usd) as usd
                            from marts.export_growth_monthly where partner_iso3 <> 'WLD' and {{growth_months month}} group by all) p
                   on w.month = p.month and w.hs8 = p.hs8
+                where w.world_source is distinct from 'world_total'
             )
             -- a row per month: its codes' largest differences, how many are off, the code furthest off
             select month, count(*) as codes, count(*) filter (where kg_diff > {TOTALS_TOLERANCE} or usd_diff > {TOTALS_TOLERANCE}) as codes_off,
@@ -174,6 +192,38 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
         ),
     ),
     # ------------------------------------------------------------------ totals (warnings)
+    QualityCheck(
+        name="partners_add_up_to_world_total",
+        asset=GROWTH,
+        severity=WARN,
+        description=(
+            "Where a world-total download (grouped by commodity only) is loaded for a month and code that also has "
+            "partner rows, the partners add up to it (kg and USD). GACC withholds some partners, so a difference "
+            "is reported, never blocking: both figures are kept, the world total is the WLD row."
+        ),
+        population_sql=f"""
+            with world as (
+                select month, hs8, quantity_kg as world_kg, value_usd as world_usd
+                from marts.export_growth_monthly
+                where partner_iso3 = 'WLD' and world_source = 'world_total' and {{growth_months month}}
+            ),
+            partners as (
+                select month, hs8, sum(quantity_kg) as partners_kg, sum(value_usd) as partners_usd
+                from marts.export_growth_monthly
+                where partner_iso3 <> 'WLD' and {{growth_months month}}
+                group by all
+            )
+            select strftime(month, '%Y-%m') as month, hs8, world_kg, partners_kg,
+                   abs(coalesce(world_kg, 0) - coalesce(partners_kg, 0)) as kg_diff,
+                   abs(coalesce(world_usd, 0) - coalesce(partners_usd, 0)) as usd_diff,
+                   round(100 * (coalesce(partners_kg, 0) - world_kg) / nullif(world_kg, 0), 2) as partners_vs_world_pct
+            from world join partners using (month, hs8)
+            order by kg_diff desc""",
+        expectations=(
+            E("ExpectColumnValuesToBeBetween", column="kg_diff", min_value=0, max_value=TOTALS_TOLERANCE),
+            E("ExpectColumnValuesToBeBetween", column="usd_diff", min_value=0, max_value=TOTALS_TOLERANCE),
+        ),
+    ),
     QualityCheck(
         name="months_sum_to_cumulative",
         asset=FCT,
@@ -234,6 +284,10 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                 select f.month, f.partner_iso3, f.quantity_kg, coalesce(p.is_eu, false) as is_eu
                 from marts.fct_exports_monthly f left join marts.dim_partner p using (partner_code)
                 where f.hs8 = '85051110' and {span:published f.month}
+                union all
+                -- the world is the WLD row: the world-total download where one is loaded
+                select month, 'WLD', quantity_kg, false from marts.export_growth_monthly
+                where hs8 = '85051110' and partner_iso3 = 'WLD' and {span:published month}
             ),
             ours as (
                 select h.period_start, h.period_end, h.partner, h.quantity_t, h.source,
@@ -241,7 +295,7 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
                 from held h
                 left join magnets f
                   on f.month between h.period_start and h.period_end
-                  and (h.partner = 'WLD' or f.partner_iso3 = h.partner or (h.partner = 'EU' and f.is_eu))
+                  and (f.partner_iso3 = h.partner or (h.partner = 'EU' and f.is_eu))
                 group by all
             )
             select strftime(period_start, '%Y-%m') as period_from, strftime(period_end, '%Y-%m') as period_to, partner,

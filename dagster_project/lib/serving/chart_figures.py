@@ -216,3 +216,8 @@ def draw_charts(world_png: Path, partners_png: Path, months: list[date], series:
         else:
             _save_png(_no_data_figure(world_title(hs8), message), world_png)
             _save_png(_no_data_figure(partners_title(hs8), message), partners_png)
+
+
+# What the breakdown charts (chart_breakdowns.py) draw with: the same canvas, axis and files.
+new_figure, no_data_figure, save_png = _new_figure, _no_data_figure, _save_png
+setup_month_axis, thousands, PARTNER_COLORS = _setup_month_axis, _thousands, _PARTNER_COLORS

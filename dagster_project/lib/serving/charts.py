@@ -1,7 +1,8 @@
 """Static charts and a one-page HTML report of rare-earth magnet exports (HS 85051110).
 
 Pure library code (no Dagster imports): `render_report(con, out_dir)` reads the growth mart
-(chart_data), draws two PNGs (chart_figures) and writes `report.html` (report_page) and
+(chart_data), draws two PNGs (chart_figures) and the breakdowns by province and of the
+rare-earth compound imports (chart_breakdowns), and writes `report.html` (report_page) and
 `report.json` beside them. Whether to draw at all is the caller's decision (the asset reads
 Dagster's record); `kept_report` says whether the files on disk are still those drawn, and
 `renderer_version` names the code that draws them.
@@ -23,6 +24,14 @@ from typing import Any, Sequence
 import duckdb
 
 from dagster_project.lib.files import write_text_atomic
+from dagster_project.lib.serving.chart_breakdowns import (
+    IMPORTS_PNG,
+    imports_title,
+    load_compound_imports,
+    load_provinces,
+    provinces_png_name,
+    provinces_title,
+)
 from dagster_project.lib.serving.chart_data import HS8, PARTNERS, WORLD, headline, load_series, partner_names
 from dagster_project.lib.serving.report_page import partners_png_name, report_html, world_png_name
 
@@ -33,7 +42,7 @@ REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"  # the headline and the SHA-256 of each file drawn
 
 # The code the files are drawn by, and the libraries that draw them.
-_RENDERER_MODULES = ("charts.py", "chart_data.py", "chart_figures.py", "report_page.py")
+_RENDERER_MODULES = ("charts.py", "chart_data.py", "chart_figures.py", "report_page.py", "chart_breakdowns.py")
 _RENDERER_DISTS = ("matplotlib", "numpy", "pillow")
 
 
@@ -46,15 +55,17 @@ class ReportFiles:
     html: Path
     headline: dict[str, Any] = field(default_factory=dict)
     rendered: bool = True  # False when the files were kept as drawn earlier
+    provinces_png: Path | None = None  # exports of the code by province
+    imports_png: Path | None = None  # imports of rare-earth compounds by partner
 
     @property
     def paths(self) -> list[Path]:
-        return [self.world_png, self.partners_png, self.html]
+        return [self.world_png, self.partners_png, self.provinces_png, self.imports_png, self.html]
 
 
 def _files(out_dir: Path, hs8: str, headline: dict[str, Any], rendered: bool) -> ReportFiles:
     return ReportFiles(out_dir / world_png_name(hs8), out_dir / partners_png_name(hs8), out_dir / REPORT_HTML,
-                       headline, rendered)
+                       headline, rendered, out_dir / provinces_png_name(hs8), out_dir / IMPORTS_PNG)
 
 
 def _version(dist: str) -> str | None:
@@ -110,6 +121,7 @@ def render_report(
     Reads only; works on a read-only connection. With no rows for `hs8` (or no
     `marts.export_growth_monthly` at all) it writes "no data" charts and a report saying so.
     """
+    from dagster_project.lib.serving.chart_breakdowns import draw_breakdown
     from dagster_project.lib.serving.chart_figures import draw_charts
 
     out_dir = Path(out_dir)
@@ -120,6 +132,10 @@ def render_report(
     files = _files(out_dir, hs8, headline(months, series, hs8), rendered=True)
 
     draw_charts(files.world_png, files.partners_png, months, series, partners, names, hs8)
+    draw_breakdown(files.provinces_png, provinces_title(hs8), "Monthly export quantity by province, tonnes",
+                   load_provinces(con, hs8))
+    draw_breakdown(files.imports_png, imports_title(), "Monthly import quantity by country of origin, tonnes",
+                   load_compound_imports(con))
     write_text_atomic(files.html, report_html(months, series, hs8))
     record = {"files": {path.name: _sha256(path) for path in files.paths}, "headline": files.headline}
     write_text_atomic(out_dir / REPORT_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -10,6 +10,7 @@ import html
 from datetime import date
 
 from dagster_project.lib.months import month_key
+from dagster_project.lib.serving.chart_breakdowns import IMPORTS_PNG, imports_title, provinces_png_name, provinces_title
 from dagster_project.lib.serving.chart_data import (
     SOURCE_TABLE,
     WORLD,
@@ -80,6 +81,8 @@ def report_html(months: list[date], series: dict[str, Series], hs8: str) -> str:
     parts += [
         f'<img src="{world_png_name(hs8)}" alt="{e(world_title(hs8))}: tonnes by month with MoM and YoY %" width="1320">',
         f'<img src="{partners_png_name(hs8)}" alt="{e(partners_title(hs8))}: tonnes by month" width="1320">',
+        f'<img src="{provinces_png_name(hs8)}" alt="{e(provinces_title(hs8))}: tonnes by month" width="1320">',
+        f'<img src="{IMPORTS_PNG}" alt="{e(imports_title())}: tonnes by month" width="1320">',
     ]
     if months:
         world, usa = series[WORLD], series.get("USA")

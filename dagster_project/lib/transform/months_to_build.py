@@ -4,8 +4,9 @@ The ingest writes which months each load holds (raw.customs_load_months: the fil
 mapping is data). Dagster records when each month partition was last built (the caller reads
 it: dagster_project/defs/jobs.py). A month is rebuilt when a load of it is newer than its last
 build, so a build that failed or was killed is redone from the same months by the next one.
-A load only changes the facts of its own months (the revision key holds the period); growth
-metrics of later months follow in dbt (macros/incremental_months.sql).
+A load changes the facts of its own months (the revision key holds the period) and, as a new
+version of a file, those of the months its previous version held; growth metrics of later
+months follow in dbt (macros/incremental_months.sql).
 """
 
 from __future__ import annotations
@@ -15,10 +16,23 @@ from typing import Mapping
 
 import duckdb
 
+# A month changes with every load that holds it, and with every new version of a file that held
+# it before: the new version replaces the old one's whole content, so a month the old version
+# covered and the new one does not loses those figures (int_customs_facts_history).
 LATEST_LOAD_BY_MONTH_SQL = """
-SELECT m.month, epoch(max(l.loaded_at))   -- loaded_at is UTC
-FROM raw.customs_load_months m JOIN raw.customs_loads l USING (load_id)
-GROUP BY m.month
+WITH next_version AS (
+    SELECT load_id, lead(loaded_at) OVER (PARTITION BY file_path ORDER BY load_seq) AS loaded_at
+    FROM raw.customs_loads
+),
+touched AS (
+    SELECT m.month, l.loaded_at FROM raw.customs_load_months m JOIN raw.customs_loads l USING (load_id)
+    UNION ALL
+    SELECT m.month, v.loaded_at FROM raw.customs_load_months m JOIN next_version v USING (load_id)
+    WHERE v.loaded_at IS NOT NULL
+)
+SELECT month, epoch(max(loaded_at))   -- loaded_at is UTC
+FROM touched
+GROUP BY month
 """
 
 

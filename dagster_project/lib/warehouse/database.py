@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS raw.customs_rows (
     is_cumulative       BOOLEAN NOT NULL,
     hs8                 VARCHAR NOT NULL,
     commodity_name      VARCHAR,
-    partner_code        VARCHAR NOT NULL,
+    partner_code        VARCHAR,              -- NULL: the download has no partner column (world total, province or regime breakdown)
     partner_name        VARCHAR,
     regime_code         VARCHAR,
     regime_name         VARCHAR,
@@ -232,6 +232,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     if _has_column(con, "audit", "check_results", "run_id"):  # its name before it was the same everywhere
         con.execute("ALTER TABLE audit.check_results RENAME COLUMN run_id TO dagster_run_id")
     con.execute(RAW_DDL)
+    # downloads without a partner column (world totals, province and regime breakdowns) load since
+    # the warehouse takes every grouping the GACC platform offers: older files declared it NOT NULL
+    if con.execute("""SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'raw' AND table_name = 'customs_rows'
+                      AND constraint_type = 'NOT NULL' AND constraint_column_names = ['partner_code']""").fetchone()[0]:
+        con.execute("ALTER TABLE raw.customs_rows ALTER COLUMN partner_code DROP NOT NULL")
     _comment(con)
     if not had_months:
         con.execute("INSERT INTO raw.customs_load_months SELECT DISTINCT load_id, period_start FROM raw.customs_rows")

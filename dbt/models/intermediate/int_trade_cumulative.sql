@@ -11,7 +11,8 @@ with current_cumulative_all as not materialized (
         *,
         hash(flow, period_start, period_end, hs8, partner_code) as trade_key_hash
     from {{ ref('int_customs_facts_current') }}
-    where is_cumulative
+    -- by partner: a cumulative download without a partner column has no place in the partner grain
+    where is_cumulative and partner_code is not null
 ),
 
 combined_keys as (

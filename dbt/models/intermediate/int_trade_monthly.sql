@@ -33,6 +33,9 @@ with current_monthly_all as not materialized (
     -- UI needs to request the models one after the other (docs/monthly_partitions.md)
     from {{ ref('int_customs_facts_history') }}
     where is_current and not is_cumulative and {{ in_months('period_start') }}
+        -- downloads without a partner column (world totals, province and regime breakdowns) are
+        -- views of the same trade by another grouping: int_trade_by_grouping_monthly
+        and partner_code is not null
         -- only USD and CNY rows reach the output (the full outer join below)
         and currency in ('USD', 'CNY')
 ),
