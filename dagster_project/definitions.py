@@ -3,7 +3,7 @@
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
-from dagster_project.defs.quality.checks import quality_gate
+from dagster_project.defs.quality.checks import mirror_gate, quality_gate
 from dagster_project.defs.transform.dbt_assets import customs_dbt_models, customs_monthly_models, dbt_project
 from dagster_project.defs.jobs import build_warehouse_job
 from dagster_project.defs.ingest.assets import raw_customs_extracts
@@ -29,7 +29,7 @@ RESOURCES = {
 
 defs = Definitions(
     assets=ASSETS,
-    asset_checks=[quality_gate],
+    asset_checks=[quality_gate, mirror_gate],
     jobs=[build_warehouse_job],
     schedules=[monthly_after_gacc_release],
     sensors=[landing_files_sensor, build_months_after_ingest],

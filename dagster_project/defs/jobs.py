@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import duckdb
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
-from dagster_project.defs.partitions import code_versions, months_built_at, range_tags
+from dagster_project.defs.partitions import code_versions, last_materialized_at, months_built_at, range_tags
 from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.transform.dbt_assets import (
     BUILT_FROM_THE_PROJECT,
     DBT_KEYS,
+    MIRROR_KEYS,
     MONTHLY_KEYS,
     REBUILT_WITH_THE_LOADS,
     customs_dbt_models,
@@ -119,7 +120,20 @@ def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> Bui
     absent_keys = {k for k in BUILT_FROM_THE_PROJECT if _relation(k) in absent}
     # the docs show the project: regenerated when the dbt manifest changed (their code version)
     docs_stale, docs_never = code_versions(instance, dbt_docs_site, dbt_docs_site.keys)
-    return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never), because if months else None)
+    # Comtrade files loaded since the mirror tables were built, and no month to build: the tables
+    # rebuilt with the loads are not in the runs, so the mirror's are named here (a range's last
+    # run builds them anyway)
+    mirror = set() if ranges else mirror_to_rebuild(instance, con)
+    return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never | mirror),
+                     because if months else None)
+
+
+def mirror_to_rebuild(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> set[AssetKey]:
+    """The mirror tables built before the latest Comtrade load (or never)."""
+    latest = con.execute("SELECT epoch(max(loaded_at)) FROM raw.comtrade_loads").fetchone()[0]  # UTC
+    if latest is None:
+        return set()
+    return {k for k in MIRROR_KEYS if (last_materialized_at(instance, k) or 0) < latest}
 
 
 @dataclass(frozen=True)
@@ -135,9 +149,9 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     """The runs after the ingest. Each range's run builds its months; the first also the project
     models the plan names; the last also the tables rebuilt with the loads, the quality gate and
     the serving steps. Without months, one run of the project models, the gate and serving."""
-    from dagster_project.defs.quality.checks import quality_gate
+    from dagster_project.defs.quality.checks import mirror_gate, quality_gate
 
-    gate = set(quality_gate.check_keys)
+    gate = set(quality_gate.check_keys) | set(mirror_gate.check_keys)
     after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in DBT_KEYS and k not in INGEST_KEYS}
     after_dbt -= set(dbt_docs_site.keys) - plan.project_keys  # the docs only when the project changed
 

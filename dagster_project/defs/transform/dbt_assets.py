@@ -248,3 +248,26 @@ def _keys_rebuilt_with_the_loads(manifest: Mapping[str, Any]) -> frozenset[Asset
 REBUILT_WITH_THE_LOADS = _keys_rebuilt_with_the_loads(json.loads(dbt_project.manifest_path.read_text()))
 # Rebuilt when their code version changed, they were never built, or their relation is missing.
 BUILT_FROM_THE_PROJECT = frozenset(customs_dbt_models.keys) - REBUILT_WITH_THE_LOADS
+
+
+def _tables_reading_source(manifest: Mapping[str, Any], source_uid: str) -> frozenset[AssetKey]:
+    """The unpartitioned dbt tables with `source_uid` upstream, at any depth."""
+    nodes = manifest["nodes"]
+    seen: dict[str, bool] = {}
+
+    def reads(uid: str) -> bool:
+        if uid == source_uid:
+            return True
+        if uid not in seen:
+            seen[uid] = any(reads(u) for u in nodes.get(uid, {}).get("depends_on", {}).get("nodes", []))
+        return seen[uid]
+
+    return frozenset(
+        TRANSLATOR.get_asset_key(node) for uid, node in nodes.items()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "table" and reads(uid)
+    ) & REBUILT_WITH_THE_LOADS
+
+
+# The mirror tables (partner-reported imports, lib/ingest/comtrade_loader.py): rebuilt with the
+# loads, and also after a build that loaded Comtrade files but no GACC month (defs/jobs.py).
+MIRROR_KEYS = _tables_reading_source(json.loads(dbt_project.manifest_path.read_text()), "source.customs.raw.comtrade_rows")
