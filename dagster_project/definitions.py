@@ -12,13 +12,15 @@ from dagster_project.defs.schedules import monthly_after_gacc_release
 from dagster_project.defs.sensors import build_months_after_ingest, landing_files_sensor
 from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.serving.exports import parquet_exports
+from dagster_project.defs.serving.mirror_chart import mirror_trade_chart
 from dagster_project.defs.serving.report import analyst_report
 from dagster_project.defs.serving.warehouse import served_warehouse
 from dagster_project.lib.settings import dbt_executable, export_to_environ
 
 export_to_environ()
 
-ASSETS = [raw_customs_extracts, customs_monthly_models, customs_dbt_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site]
+ASSETS = [raw_customs_extracts, customs_monthly_models, customs_dbt_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site,
+          mirror_trade_chart]
 
 DBT_EXECUTABLE = dbt_executable()
 

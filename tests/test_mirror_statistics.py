@@ -245,3 +245,38 @@ def test_the_double_count_check_blocks_one_china_figure_matched_twice():
     assert outcome.failing_sample == [{"month": "2024-02", "hs6": "850511", "partner_iso3": "USA", "partner_figures": 2,
                                        "partner_rows": outcome.failing_sample[0]["partner_rows"]}]
     assert "usa_841.csv row 1" in outcome.failing_sample[0]["partner_rows"]
+
+
+# ---------------------------------------------------------------- the chart and the sample
+def test_the_mirror_chart_names_the_eu_members_it_sums(tmp_path):
+    from dagster_project.lib.serving.mirror_chart import MIRROR_PNG, draw_mirror_chart, load_panels
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute("""CREATE TABLE marts.mirror_trade_monthly AS SELECT * FROM (VALUES
+        (DATE '2025-06-01', '850511', 'USA', 411109.0, 300000.0), (DATE '2025-06-01', '850511', 'DEU', 800000.0, 700000.0),
+        (DATE '2025-06-01', '850511', 'FRA', 100000.0, 90000.0), (DATE '2025-06-01', '850519', 'DEU', 5.0, 5.0))
+        t(month, hs6, partner_iso3, china_reported_kg, partner_reported_kg)""")
+    usa, eu, japan = load_panels(con)
+    assert usa.china_t == [411.109] and usa.partner_t == [300.0]
+    assert eu.title == "European Union (2 of 27 members report: DEU, FRA)" and eu.china_t == [900.0] and eu.partner_t == [790.0]
+    assert japan.months == []
+    draw_mirror_chart([usa, eu, japan], tmp_path / MIRROR_PNG)
+    first = (tmp_path / MIRROR_PNG).read_bytes()
+    draw_mirror_chart([usa, eu, japan], tmp_path / MIRROR_PNG)
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / MIRROR_PNG).read_bytes() == first
+
+
+def test_the_sample_us_figures_respect_the_published_lower_bound():
+    """US-reported NdFeB imports from China (a part of HS 850511) were $45.4M in Q1 2025: the sample's
+    US-reported HS 850511 value for the quarter is at least that (dbt/seeds/published_figures.csv)."""
+    from dagster_project.lib.settings import SEEDS_DIR
+
+    with (SEEDS_DIR / "published_figures.csv").open() as handle:
+        [bound] = [r for r in csv.DictReader(handle) if r["reporter"] == "USA" and r["evidence"] == "quoted"
+                   and r["period_start"] == "2025-01"]
+    sample = SAMPLE_DIR.parent / FOLDER / "comtrade_M_USA_2025_850511.csv"
+    with sample.open(encoding="utf-8-sig", newline="") as handle:
+        q1 = sum(float(r["primaryValue"]) for r in csv.DictReader(handle)
+                 if r["partnerCode"] == "156" and r["flowCode"] == "M" and r["period"] <= "202503")
+    assert q1 >= float(bound["value_usd"])
