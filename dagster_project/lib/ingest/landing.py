@@ -4,6 +4,9 @@ Every new or changed file is validated and inserted in one transaction with its 
 recorded in audit.rejected_files with a reason that names the row and column at fault.
 Nothing is ever half-loaded, and the landing directory is only ever read.
 
+UN Comtrade files under mirror/comtrade/ take the same way up to their hash, then their own
+gate (lib/ingest/comtrade_loader.py) into raw.comtrade_rows.
+
 Only settled regular files are read. Temporary download names are skipped; a file still being
 written (modified during the settle interval, or while this run read it) is deferred to the
 next run (lib/ingest/settling.py); anything that is not a readable regular file (a FIFO, a

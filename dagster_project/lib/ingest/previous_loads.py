@@ -10,7 +10,8 @@ from dagster_project.lib.ingest.landing_files import LandingFile, period_from_na
 
 
 class PreviousLoads:
-    """What raw.customs_loads already holds, to tell new files and releases from repeats."""
+    """What raw.customs_loads (or `table`: raw.comtrade_loads) already holds, to tell new files and
+    releases from repeats."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, table: str = "raw.customs_loads"):
         self.latest_sha: dict[str, str] = {}  # path -> content of its latest load
