@@ -4,7 +4,7 @@ from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.quality.checks import mirror_gate, quality_gate
-from dagster_project.defs.transform.dbt_assets import customs_dbt_models, customs_monthly_models, dbt_project
+from dagster_project.defs.transform.dbt_assets import customs_dbt_models, customs_mirror_models, customs_monthly_models, dbt_project
 from dagster_project.defs.jobs import build_warehouse_job
 from dagster_project.defs.ingest.assets import raw_customs_extracts
 from dagster_project.defs.resources import WarehouseResource
@@ -19,7 +19,7 @@ from dagster_project.lib.settings import dbt_executable, export_to_environ
 
 export_to_environ()
 
-ASSETS = [raw_customs_extracts, customs_monthly_models, customs_dbt_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site,
+ASSETS = [raw_customs_extracts, customs_monthly_models, customs_dbt_models, customs_mirror_models, served_warehouse, parquet_exports, analyst_report, dbt_docs_site,
           mirror_trade_chart]
 
 DBT_EXECUTABLE = dbt_executable()

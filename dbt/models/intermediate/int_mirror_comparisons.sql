@@ -1,3 +1,4 @@
+{{ config(tags=['mirror']) }}
 -- China's side rolled up from HS8 to HS6 (the level Comtrade shares with every reporter), beside
 -- what the partner reports, for every month a partner reports: each pair is compared, or left
 -- out with the reason. China's partner months without a Comtrade file for that partner are not

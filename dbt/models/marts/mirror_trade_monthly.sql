@@ -1,3 +1,4 @@
+{{ config(tags=['mirror']) }}
 -- Mirror statistics: what China reports exporting beside what the partner reports importing from
 -- China, per month x HS6 x partner, for the pairs int_mirror_comparisons could compare.
 with compared as (

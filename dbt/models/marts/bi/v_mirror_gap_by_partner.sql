@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized='view', tags=['mirror']) }}
 -- The mirror gap per partner and month, with the partner's names, quantities in tonnes.
 with names as (
     -- one name per ISO3 (several GACC codes can share one)
@@ -20,7 +20,7 @@ select
     round(m.partner_reported_kg / 1000, 3) as partner_reported_t,
     round(m.partner_reported_kg_next_month / 1000, 3) as partner_reported_next_month_t,
     m.kg_gap_pct,
-    round(100 * (m.partner_reported_kg_next_month - m.china_reported_kg) / nullif(m.china_reported_kg, 0), 1) as kg_gap_next_month_pct,
+    cast(round(100 * (m.partner_reported_kg_next_month - m.china_reported_kg) / nullif(m.china_reported_kg, 0), 1) as decimal(10, 1)) as kg_gap_next_month_pct,
     m.china_reported_usd,
     m.partner_reported_usd,
     m.cif_fob_ratio
