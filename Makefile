@@ -70,6 +70,7 @@ dev: install $(MANIFEST)
 
 sample: $(VENV)/.synced
 	$(PY) data/generate_sample.py --verify
+	$(PY) data/generate_mirror_sample.py
 
 seeds: $(VENV)/.synced
 	$(PY) data/build_seeds.py

@@ -59,7 +59,9 @@ def test_sample_docs_page_opens_from_disk_with_every_model(sample_build):
     seeds = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] == "seed"}
     assert models | seeds <= set(catalog["nodes"])
     assert all(catalog["nodes"][uid]["columns"] for uid in models | seeds)
-    assert set(catalog["sources"]) == set(manifest["sources"]) == {"source.customs.raw.customs_rows", "source.customs.raw.customs_loads"}
+    assert set(catalog["sources"]) == set(manifest["sources"]) == {
+        "source.customs.raw.customs_rows", "source.customs.raw.customs_loads",
+        "source.customs.raw.comtrade_rows", "source.customs.raw.comtrade_loads"}
     columns = lambda uid, group="nodes": set(catalog[group][uid]["columns"])  # noqa: E731
     assert {"month", "hs8", "partner_code", "quantity_kg", "value_usd", "load_id", "source_load_ids"} <= columns("model.customs.fct_exports_monthly")
     assert {"mom_pct", "yoy_pct", "ytd_quantity_kg", "share_of_world_pct"} <= columns("model.customs.export_growth_rare_earths")
@@ -110,7 +112,7 @@ def test_serving_only_run_documents_the_served_file_not_the_working_copy(sample_
     [materialization] = [e.materialization for e in result.get_asset_materialization_events()]
     assert materialization.metadata["index"].value == str(index)
     assert materialization.metadata["models"].value == len(_project_models())
-    assert materialization.metadata["sources"].value == 2
+    assert materialization.metadata["sources"].value == 4
 
     assert index.stat().st_mtime_ns != before  # regenerated
     _, _, (_, catalog) = _site(index)

@@ -114,7 +114,7 @@ def good_build(tmp_path_factory) -> Workspace:
 def test_the_sample_passes_every_check(good_build):
     results = check_rows(good_build, good_build.last_run_id)
     gx_checks = {name for name in results if not name.startswith("dbt:")}
-    assert len(gx_checks) == 14  # partners_add_up_to_world_total among them
+    assert len(gx_checks) == 16  # 14 of the quality gate (partners_add_up_to_world_total among them), 2 of the mirror gate
     # checked once: by dbt, not again by the gate
     assert not gx_checks & {"fact_keys_unique", "quantities_and_values_not_negative"}
     failed = {name: r for name, r in results.items() if not r[1]}

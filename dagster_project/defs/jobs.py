@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 import duckdb
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
-from dagster_project.defs.partitions import code_versions, months_built_at, range_tags
+from dagster_project.defs.partitions import code_versions, last_materialized_at, months_built_at, range_tags
 from dagster_project.defs.serving.docs import dbt_docs_site
 from dagster_project.defs.transform.dbt_assets import (
     BUILT_FROM_THE_PROJECT,
     DBT_KEYS,
+    MIRROR_KEYS,
     MONTHLY_KEYS,
     REBUILT_WITH_THE_LOADS,
     customs_dbt_models,
+    customs_mirror_models,
     customs_monthly_models,
 )
 from dagster_project.lib.months import contiguous_runs, key_month, month_key, month_label, months_between
@@ -119,8 +121,23 @@ def plan_build(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> Bui
     absent_keys = {k for k in BUILT_FROM_THE_PROJECT if _relation(k) in absent}
     # the docs show the project: regenerated when the dbt manifest changed (their code version)
     docs_stale, docs_never = code_versions(instance, dbt_docs_site, dbt_docs_site.keys)
-    return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never), because if months else None)
+    # Comtrade files loaded since the mirror was built (or its SQL changed), and no month to build:
+    # named here, as a range's last run builds them anyway
+    mirror = set() if ranges else mirror_to_rebuild(instance, con)
+    return BuildPlan(ranges, frozenset(stale | never | absent_keys | docs_stale | docs_never | mirror),
+                     because if months else None)
 
+
+def mirror_to_rebuild(instance: DagsterInstance, con: duckdb.DuckDBPyConnection) -> set[AssetKey]:
+    """Every mirror model, when one of them is older than the latest Comtrade load, was never built,
+    has new SQL or is missing from the warehouse; else none."""
+    latest = con.execute("SELECT epoch(max(loaded_at)) FROM raw.comtrade_loads").fetchone()[0]  # UTC
+    stale, never = code_versions(instance, customs_mirror_models, MIRROR_KEYS)
+    if stale or never or missing_relations(con, [_relation(k) for k in MIRROR_KEYS]):
+        return set(MIRROR_KEYS)
+    if latest is not None and any((last_materialized_at(instance, k) or 0) < latest for k in MIRROR_KEYS):
+        return set(MIRROR_KEYS)
+    return set()
 
 @dataclass(frozen=True)
 class Step:
@@ -135,9 +152,9 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
     """The runs after the ingest. Each range's run builds its months; the first also the project
     models the plan names; the last also the tables rebuilt with the loads, the quality gate and
     the serving steps. Without months, one run of the project models, the gate and serving."""
-    from dagster_project.defs.quality.checks import quality_gate
+    from dagster_project.defs.quality.checks import mirror_gate, quality_gate
 
-    gate = set(quality_gate.check_keys)
+    gate = set(quality_gate.check_keys) | set(mirror_gate.check_keys)
     after_dbt = {k for k in asset_graph.materializable_asset_keys if k not in DBT_KEYS and k not in INGEST_KEYS}
     after_dbt -= set(dbt_docs_site.keys) - plan.project_keys  # the docs only when the project changed
 
@@ -153,7 +170,7 @@ def steps_of(plan: BuildPlan, asset_graph) -> list[Step]:
         checks = checks_of(assets)
         if i == len(runs) - 1:
             if key_range is not None:
-                assets |= REBUILT_WITH_THE_LOADS
+                assets |= REBUILT_WITH_THE_LOADS | MIRROR_KEYS
             assets |= after_dbt
             checks = checks_of(assets) | gate
         tags = range_tags(*key_range) if key_range is not None else {}

@@ -22,6 +22,7 @@ DUCKDB_POOL = "duckdb_warehouse"
 # the module loaded (or waits for the import in progress: Python's per-module import lock).
 PREFETCH = {
     "quality_gate": ("great_expectations",),  # ~2 s
+    "mirror_gate": ("great_expectations",),
     "serving__analyst_report": ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.ticker"),  # ~0.4 s
 }
 

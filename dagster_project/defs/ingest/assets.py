@@ -77,6 +77,11 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
         f"{report.hashed} file(s) hashed (the others unchanged since an earlier build); "
         f"{report.settle_wait_seconds:.1f} s waiting for just-modified files to settle"
     )
+    if report.mirror_loaded:
+        context.log.info(
+            f"loaded {len(report.mirror_loaded)} UN Comtrade file(s) (mirror/comtrade/), "
+            f"{sum(r.row_count for r in report.mirror_loaded)} row(s) of partner-reported imports from China kept"
+        )
     rejected_md = markdown_table(["file", "reason"], [(r.file_path, r.reason) for r in report.rejected])
     yield MaterializeResult(
         asset_key=RAW_ROWS.key,
@@ -85,6 +90,7 @@ def raw_customs_extracts(context: AssetExecutionContext, config: IngestConfig, w
             "rows_loaded_this_run": report.rows_loaded,
             "files_loaded_this_run": len(report.loaded),
             "files_loaded_in_batches": report.batched,
+            "mirror_files_loaded_this_run": len(report.mirror_loaded),
             "files_already_loaded": len(report.skipped),
             "files_hashed_this_run": report.hashed,
             "files_deferred_to_next_run": len(report.deferred),

@@ -14,5 +14,7 @@ Its modules, each importing only those listed before it:
   staged_csv, row_checks   reading a staged file, the per-file checks of its rows
   file_loader              the per-file gate: one file, with the row and column at fault
   batch                    many clean files per statement; the doubtful ones to the per-file gate
+  comtrade_format          what a UN Comtrade download looks like (mirror/comtrade/), which rows are kept
+  comtrade_loader          the gate of a Comtrade file: whole into raw.comtrade_rows, or rejected
   landing                  ingest_landing: the order of it all
 """

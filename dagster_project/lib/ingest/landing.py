@@ -4,6 +4,9 @@ Every new or changed file is validated and inserted in one transaction with its 
 recorded in audit.rejected_files with a reason that names the row and column at fault.
 Nothing is ever half-loaded, and the landing directory is only ever read.
 
+UN Comtrade files under mirror/comtrade/ take the same way up to their hash, then their own
+gate (lib/ingest/comtrade_loader.py) into raw.comtrade_rows.
+
 Only settled regular files are read. Temporary download names are skipped; a file still being
 written (modified during the settle interval, or while this run read it) is deferred to the
 next run (lib/ingest/settling.py); anything that is not a readable regular file (a FIFO, a
@@ -23,6 +26,8 @@ import duckdb
 
 from dagster_project.lib.ingest import batch as batch_loading
 from dagster_project.lib.ingest.batch import Candidate
+from dagster_project.lib.ingest.comtrade_format import is_comtrade
+from dagster_project.lib.ingest.comtrade_loader import ComtradeLoader
 from dagster_project.lib.ingest.file_loader import FileLoader
 from dagster_project.lib.ingest.landing_files import load_id_for, scan
 from dagster_project.lib.ingest.landing_hashes import LandingHashes
@@ -60,6 +65,10 @@ def ingest_landing(
     loaded = PreviousLoads(con)
     hashes = LandingHashes(con)
     rejections = RejectionLog(con, run_id)
+    # UN Comtrade files (mirror/comtrade/): the same listing, settling, hashes and refusals; their
+    # own gate and tables, one file at a time (a partner's year is a few hundred rows)
+    mirror = ComtradeLoader(con, staging_dir, run_id)
+    mirror_loaded = PreviousLoads(con, "raw.comtrade_loads")
     pending: list[Candidate] = []
     # Batches on their way in, oldest first, each with its transcoding running in a thread: while
     # DuckDB loads one batch, the next one is transcoded (DuckDB releases the GIL as it executes).
@@ -143,6 +152,9 @@ def ingest_landing(
             except OSError as exc:
                 rejections.record(report, Rejection(lf.rel, None, cannot_read(exc, st=lf.stat)))
                 continue
+            if is_comtrade(lf.rel):
+                _load_mirror(mirror, mirror_loaded, lf, sha, report, rejections, hashes)
+                continue
             if any(c.sha == sha for c in pending) or any(c.sha == sha for files, _ in queued for c in files):
                 flush()  # whether this is a repeat depends on how the earlier copy loads
             same = loaded.same_download(lf, sha)
@@ -172,3 +184,29 @@ def ingest_landing(
     for table in ("_stage", "_stage_units", "_period"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
+
+
+def _load_mirror(loader: ComtradeLoader, loaded: PreviousLoads, lf, sha: str, report: IngestReport,
+                 rejections: RejectionLog, hashes: LandingHashes) -> None:
+    same = loaded.same_download(lf, sha)
+    if same is not None:
+        report.skipped.append(lf.rel)
+        if same != lf.rel:
+            report.duplicate_of[lf.rel] = same
+        return
+    try:
+        result = loader.load(lf, sha, loaded.times.get((lf.rel, sha), 0))
+    except Deferred as exc:
+        report.deferred.append(Deferral(lf.rel, str(exc)))
+        if isinstance(exc, ContentChanged):
+            hashes.forget(lf.rel)
+        return
+    except Rejected as exc:
+        rejections.record(report, Rejection(lf.rel, sha, str(exc)))
+        return
+    except (duckdb.Error, OSError, UnicodeError, csv.Error) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        rejections.record(report, Rejection(lf.rel, sha, f"could not be read ({type(exc).__name__}): {first[:300]}"))
+        return
+    loaded.add(lf.rel, sha, result.period_source, result.period_start, result.period_end)
+    report.mirror_loaded.append(result)

@@ -10,14 +10,15 @@ from dagster_project.lib.ingest.landing_files import LandingFile, period_from_na
 
 
 class PreviousLoads:
-    """What raw.customs_loads already holds, to tell new files and releases from repeats."""
+    """What raw.customs_loads (or `table`: raw.comtrade_loads) already holds, to tell new files and
+    releases from repeats."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str = "raw.customs_loads"):
         self.latest_sha: dict[str, str] = {}  # path -> content of its latest load
         self.by_sha: dict[str, list[tuple[str, str, dt.date, dt.date]]] = {}  # content -> (path, period source, start, end)
         self.times: dict[tuple[str, str], int] = {}  # (path, content) -> loads
         for row in con.execute(
-            "SELECT file_path, file_sha256, period_source, period_start, period_end FROM raw.customs_loads ORDER BY load_seq"
+            f"SELECT file_path, file_sha256, period_source, period_start, period_end FROM {table} ORDER BY load_seq"
         ).fetchall():
             self.add(*row)
 

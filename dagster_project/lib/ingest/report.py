@@ -47,6 +47,7 @@ class IngestReport:
     deferred: list[Deferral] = field(default_factory=list)  # not settled: read by a later run
     temporary: list[str] = field(default_factory=list)  # temporary download names, never read
     settle_wait_seconds: float = 0.0  # time spent waiting for just-modified files to settle
+    mirror_loaded: list[LoadResult] = field(default_factory=list)  # UN Comtrade files (raw.comtrade_loads)
 
     @property
     def rows_loaded(self) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dagster_project.lib.quality.check_spec import QualityCheck
 from dagster_project.lib.quality.coverage_checks import COVERAGE_CHECKS
+from dagster_project.lib.quality.mirror_checks import MIRROR_CHECKS
 from dagster_project.lib.quality.reconciliation_checks import RECONCILIATION_CHECKS
 from dagster_project.lib.quality.unit_checks import UNIT_CHECKS
 
-CHECKS: tuple[QualityCheck, ...] = UNIT_CHECKS + RECONCILIATION_CHECKS + COVERAGE_CHECKS
+CHECKS: tuple[QualityCheck, ...] = UNIT_CHECKS + RECONCILIATION_CHECKS + COVERAGE_CHECKS + MIRROR_CHECKS

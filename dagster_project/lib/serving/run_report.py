@@ -37,7 +37,9 @@ def current_rejections(con: duckdb.DuckDBPyConnection, settings: Settings) -> li
     ).fetchall()
     # (path, content) pairs loaded: the same bytes under another name may be another download
     # (a file named by its period), so a rejection stands unless this very file was loaded
-    loaded = {(r[0], r[1]) for r in con.execute("SELECT file_path, file_sha256 FROM raw.customs_loads").fetchall()}
+    loaded = {(r[0], r[1]) for r in con.execute(
+        "SELECT file_path, file_sha256 FROM raw.customs_loads UNION ALL SELECT file_path, file_sha256 FROM raw.comtrade_loads"
+    ).fetchall()}
     out = []
     for path, sha, reason in rows:
         # only the rejected files are looked up, not the landing directory listed (thousands of
@@ -107,6 +109,9 @@ def _print_waiting_files(result) -> None:
         metadata = event.materialization.metadata
         deferred = getattr(metadata.get("deferred_files"), "value", None) or []
         temporary = getattr(metadata.get("temporary_files"), "value", None) or []
+        mirror = getattr(metadata.get("mirror_files_loaded_this_run"), "value", None)
+        if mirror:
+            print(f"\nMirror statistics: loaded {mirror} UN Comtrade file(s) from mirror/comtrade/")
         if deferred:
             print(f"\nDeferred to the next run ({len(deferred)}): still changing, read once settled")
             for path, reason in deferred:

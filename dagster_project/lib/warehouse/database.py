@@ -103,6 +103,55 @@ CREATE TABLE IF NOT EXISTS raw.customs_load_months (
     month    DATE NOT NULL,      -- a period_start of the load's rows
     PRIMARY KEY (load_id, month)
 );
+-- Partner-reported imports from China (UN Comtrade downloads under mirror/comtrade/):
+-- lib/ingest/comtrade_loader.py writes them, one load per file, like the GACC loads above.
+CREATE TABLE IF NOT EXISTS raw.comtrade_loads (
+    load_id                  VARCHAR PRIMARY KEY,
+    load_seq                 BIGINT NOT NULL,
+    file_path                VARCHAR NOT NULL,
+    file_sha256              VARCHAR NOT NULL,
+    file_size_bytes          BIGINT NOT NULL,
+    encoding                 VARCHAR NOT NULL,
+    period_source            VARCHAR NOT NULL,
+    period_start             DATE,
+    period_end               DATE,
+    row_count                BIGINT NOT NULL,
+    rows_kept                BIGINT NOT NULL,
+    rows_ignored_not_monthly BIGINT NOT NULL,
+    rows_ignored_not_import  BIGINT NOT NULL,
+    rows_ignored_not_china   BIGINT NOT NULL,
+    rows_ignored_breakdown   BIGINT NOT NULL,
+    rows_ignored_not_hs6     BIGINT NOT NULL,
+    reporters                VARCHAR,
+    warnings                 VARCHAR,
+    dagster_run_id           VARCHAR,
+    loaded_at                TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.comtrade_rows (
+    load_id               VARCHAR NOT NULL,
+    source_file           VARCHAR NOT NULL,
+    file_sha256           VARCHAR NOT NULL,
+    loaded_at             TIMESTAMP NOT NULL,
+    row_number            BIGINT NOT NULL,
+    month                 DATE NOT NULL,
+    reporter_code         VARCHAR NOT NULL,
+    reporter_iso3         VARCHAR NOT NULL,
+    reporter_name         VARCHAR,
+    flow_code             VARCHAR NOT NULL,
+    partner_code          VARCHAR NOT NULL,
+    partner_iso3          VARCHAR,
+    hs6                   VARCHAR NOT NULL,
+    commodity_name        VARCHAR,
+    qty_unit_code         INTEGER NOT NULL,
+    qty_unit_abbr         VARCHAR,
+    qty                   DECIMAL(38, 4),
+    net_weight_kg         DECIMAL(38, 4),
+    cif_value_usd         DECIMAL(38, 4),
+    fob_value_usd         DECIMAL(38, 4),
+    primary_value_usd     DECIMAL(38, 4),
+    is_qty_estimated      BOOLEAN,
+    is_reported           BOOLEAN
+);
 """
 
 # What BI tools show for these tables and columns (COMMENT ON, written by every build, so a
@@ -114,6 +163,8 @@ TABLE_COMMENTS = {
     "raw.customs_load_months": "The months each load holds rows for: with Dagster's record of built months, what the next build rebuilds.",
     "audit.rejected_files": "Landing files that could not be loaded, with the reason (file, row and column named).",
     "audit.check_results": "Every quality check outcome of every run, failed runs included.",
+    "raw.comtrade_loads": "One row per loaded UN Comtrade file (mirror/comtrade/): rows kept and ignored by reason, lineage.",
+    "raw.comtrade_rows": "The rows kept of each Comtrade file: a partner's monthly imports from China at HS6, as written.",
 }
 _LOAD_ID = "The load (one loaded file): joins raw.customs_loads."
 _RUN = "Dagster run id of the build that wrote the row (the Dagster UI's run page)."
@@ -196,6 +247,53 @@ COLUMN_COMMENTS = {
         "checked_at": "When the check ran (UTC).",
         "description": "What the check verifies.",
         "failing_sample": "Up to 20 failing rows as JSON; NULL when it passed.",
+    },
+    "raw.comtrade_loads": {
+        "load_id": "Id of the load: the file's path, content hash and how many times that pair was loaded before.",
+        "load_seq": "Order of the loads (shared with raw.customs_loads): a later load revises the same reporter-month-code-partner.",
+        "file_path": "The file, relative to the landing directory (mirror/comtrade/...).",
+        "file_sha256": "SHA-256 of the file's bytes as read.",
+        "file_size_bytes": "Size of the file in bytes.",
+        "encoding": "Text encoding the file was read in (utf-8; a byte-order mark is allowed).",
+        "period_source": "Where the rows' months come from: the period column.",
+        "period_start": "First month of the rows kept (NULL when none was kept).",
+        "period_end": "Last month of the rows kept (NULL when none was kept).",
+        "row_count": "Data rows in the file.",
+        "rows_kept": "Rows loaded into raw.comtrade_rows: monthly imports (flowCode M) from China (partnerCode 156) at HS6, all customs procedures, transport modes and second partners.",
+        "rows_ignored_not_monthly": "Rows ignored: annual (freqCode A).",
+        "rows_ignored_not_import": "Rows ignored (monthly): a flow other than imports (X exports, RM re-imports, RX ...).",
+        "rows_ignored_not_china": "Rows ignored (monthly imports): a partner other than China (156), World (0) included.",
+        "rows_ignored_breakdown": "Rows ignored (monthly imports from China): a breakdown by customs procedure, transport mode or second partner, whose totals row is kept.",
+        "rows_ignored_not_hs6": "Rows ignored (monthly imports from China, totals): a commodity code that is not 6 digits (chapters, headings, TOTAL).",
+        "reporters": "ISO3 codes of the reporters of the rows kept.",
+        "warnings": "What the load noticed without refusing the file.",
+        "dagster_run_id": "Dagster run that loaded the file.",
+        "loaded_at": "When the file was loaded (UTC).",
+    },
+    "raw.comtrade_rows": {
+        "load_id": "Load the row came in (raw.comtrade_loads).",
+        "source_file": "The file, relative to the landing directory.",
+        "file_sha256": "SHA-256 of the file.",
+        "loaded_at": "When the file was loaded (UTC).",
+        "row_number": "Data row in the file (line = row_number + 1).",
+        "month": "First day of the month the partner reports (period YYYYMM).",
+        "reporter_code": "reporterCode: the partner's UN M49 code (842 United States ...).",
+        "reporter_iso3": "reporterISO: the partner's ISO3 code.",
+        "reporter_name": "reporterDesc as written.",
+        "flow_code": "flowCode: M (imports) for every row kept.",
+        "partner_code": "partnerCode: 156 (China) for every row kept.",
+        "partner_iso3": "partnerISO as written (CHN).",
+        "hs6": "cmdCode: the HS6 code the partner reports.",
+        "commodity_name": "cmdDesc as written.",
+        "qty_unit_code": "qtyUnitCode: Comtrade quantity unit (8 = kg, 5 = items, -1 = no quantity ...).",
+        "qty_unit_abbr": "qtyUnitAbbr as written.",
+        "qty": "qty: the quantity in qty_unit_code.",
+        "net_weight_kg": "netWgt: net weight in kg, when reported.",
+        "cif_value_usd": "cifvalue: value at the partner's border, cost, insurance and freight included (USD).",
+        "fob_value_usd": "fobvalue: value free on board (USD), when the partner reports it.",
+        "primary_value_usd": "primaryValue: the partner's headline value (CIF for most importers, USD).",
+        "is_qty_estimated": "isQtyEstimated: the quantity was estimated by UN Comtrade.",
+        "is_reported": "isReported: the figure was reported by the country (not estimated).",
     },
 }
 
