@@ -257,6 +257,8 @@ def test_the_mirror_chart_names_the_eu_members_it_sums(tmp_path):
         (DATE '2025-06-01', '850511', 'USA', 411109.0, 300000.0), (DATE '2025-06-01', '850511', 'DEU', 800000.0, 700000.0),
         (DATE '2025-06-01', '850511', 'FRA', 100000.0, 90000.0), (DATE '2025-06-01', '850519', 'DEU', 5.0, 5.0))
         t(month, hs6, partner_iso3, china_reported_kg, partner_reported_kg)""")
+    con.execute("""CREATE TABLE marts.dim_country AS SELECT * FROM (VALUES ('USA', false), ('DEU', true), ('FRA', true))
+        t(partner_iso3, is_eu27)""")
     usa, eu, japan = load_panels(con)
     assert usa.china_t == [411.109] and usa.partner_t == [300.0]
     assert eu.title == "European Union (2 of 27 members report: DEU, FRA)" and eu.china_t == [900.0] and eu.partner_t == [790.0]

@@ -22,8 +22,6 @@ from dagster_project.lib.warehouse.database import table_exists
 HS6 = "850511"
 MIRROR_PNG = f"mirror_{HS6}.png"
 PANELS = (("USA", "United States"), ("EU", "European Union"), ("JPN", "Japan"))
-EU_MEMBERS = ("AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL",
-              "ITA", "LVA", "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE")
 
 
 @dataclass
@@ -39,12 +37,13 @@ def load_panels(con: duckdb.DuckDBPyConnection, hs6: str = HS6) -> list[Panel]:
     if not table_exists(con, "marts", "mirror_trade_monthly"):
         return [Panel(title, [], [], []) for _, title in PANELS]
     rows = con.execute(
-        """SELECT CASE WHEN list_contains($eu, partner_iso3) THEN 'EU' ELSE partner_iso3 END AS grp,
-                  CAST(month AS DATE), sum(china_reported_kg) / 1000.0, sum(partner_reported_kg) / 1000.0,
-                  string_agg(DISTINCT partner_iso3, ', ' ORDER BY partner_iso3)
-           FROM marts.mirror_trade_monthly WHERE hs6 = $hs6
+        """SELECT CASE WHEN c.is_eu27 THEN 'EU' ELSE m.partner_iso3 END AS grp,
+                  CAST(m.month AS DATE), sum(m.china_reported_kg) / 1000.0, sum(m.partner_reported_kg) / 1000.0,
+                  string_agg(DISTINCT m.partner_iso3, ', ' ORDER BY m.partner_iso3)
+           FROM marts.mirror_trade_monthly m LEFT JOIN marts.dim_country c USING (partner_iso3)
+           WHERE m.hs6 = $hs6
            GROUP BY 1, 2 ORDER BY 1, 2""",
-        {"eu": list(EU_MEMBERS), "hs6": hs6},
+        {"hs6": hs6},
     ).fetchall()
     panels = []
     for code, title in PANELS:

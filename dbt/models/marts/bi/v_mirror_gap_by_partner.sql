@@ -1,21 +1,14 @@
 {{ config(materialized='view', tags=['mirror']) }}
--- The mirror gap per partner and month, with the partner's names, quantities in tonnes.
-with names as (
-    -- one name per ISO3 (several GACC codes can share one)
-    select partner_iso3, min(partner_name_en) as partner_name_en, min(partner_name_zh) as partner_name_zh,
-           bool_or(is_eu) as is_eu
-    from {{ ref('dim_partner') }}
-    group by partner_iso3
-)
-
+-- The mirror gap per partner and month, with the partner's names (dim_country: one row per
+-- ISO3), quantities in tonnes.
 select
     m.month,
     strftime(m.month, '%Y-%m') as month_label,
     m.hs6,
     m.partner_iso3,
-    n.partner_name_en,
-    n.partner_name_zh,
-    coalesce(n.is_eu, false) as is_eu,
+    c.country_name_en as partner_name_en,
+    c.country_name_zh as partner_name_zh,
+    coalesce(c.is_eu27, false) as is_eu27,
     round(m.china_reported_kg / 1000, 3) as china_reported_t,
     round(m.partner_reported_kg / 1000, 3) as partner_reported_t,
     round(m.partner_reported_kg_next_month / 1000, 3) as partner_reported_next_month_t,
@@ -25,4 +18,4 @@ select
     m.partner_reported_usd,
     m.cif_fob_ratio
 from {{ ref('mirror_trade_monthly') }} m
-left join names n using (partner_iso3)
+left join {{ ref('dim_country') }} c using (partner_iso3)
