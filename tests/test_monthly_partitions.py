@@ -33,7 +33,9 @@ def test_partitions_cover_the_months_the_ingest_accepts():
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
     assert partitioned == {"intermediate/int_customs_facts_history", "intermediate/int_trade_monthly",
                            "marts/fct_exports_monthly", "marts/export_growth_monthly",
-                           "marts/export_growth_rare_earths"}
+                           "marts/export_growth_rare_earths", "intermediate/int_trade_by_grouping_monthly",
+                           "marts/export_growth_by_province", "marts/export_growth_by_regime",
+                           "marts/fct_imports_monthly", "marts/import_growth_monthly"}
     assert graph.get(next(iter(MONTHLY_KEYS))).backfill_policy.max_partitions_per_run is None  # single run
 
 
