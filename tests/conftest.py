@@ -81,12 +81,13 @@ def workspace(tmp_path, monkeypatch) -> Workspace:
 @pytest.fixture(scope="session")
 def sample_build(tmp_path_factory) -> Workspace:
     """The bundled sample (every file `make run` loads), built once for every test that only reads it."""
-    from gacc_files import copy_sample, copy_sample_shapes
+    from gacc_files import copy_sample, copy_sample_mirror, copy_sample_shapes
 
     saved = {k: os.environ.get(k) for k in ("CUSTOMS_LANDING_DIR", "WAREHOUSE_PATH")}
     ws = make_workspace(tmp_path_factory.mktemp("sample"))
     copy_sample(ws.landing)
     copy_sample_shapes(ws.landing)
+    copy_sample_mirror(ws.landing)
     result = ws.build()
     assert result.success, "the sample build failed"
     for key, value in saved.items():

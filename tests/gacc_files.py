@@ -121,3 +121,11 @@ def copy_sample_shapes(landing: Path) -> list[Path]:
             target.mkdir(parents=True, exist_ok=True)
             copied.append(Path(shutil.copy2(src, target / src.name)))
     return copied
+
+
+def copy_sample_mirror(landing: Path) -> list[Path]:
+    """Copy the bundled sample's UN Comtrade files (mirror/comtrade/) into a landing dir."""
+    source = SAMPLE_LANDING / "mirror" / "comtrade"
+    target = landing / "mirror" / "comtrade"
+    target.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(src, target / src.name)) for src in sorted(source.glob("*.csv"))]

@@ -191,7 +191,7 @@ def test_the_mirror_against_hand_computed_figures_and_its_checks(workspace):
     write(ws.landing, "usa_again.csv", comtrade_bytes([{**imports("USA", "202506", 1, 1), "reporterCode": "841"}]))
     doubled = ws.build()
     assert not doubled.success
-    failed = ws.query("SELECT check_name, severity FROM audit.check_results WHERE NOT passed AND run_id = $r",
+    failed = ws.query("SELECT check_name, severity FROM audit.check_results WHERE NOT passed AND dagster_run_id = $r",
                       {"r": doubled.run_id}, working=True)
     assert ("mirror_no_double_count", "ERROR") in failed
     # the served file keeps the last good mirror

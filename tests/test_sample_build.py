@@ -85,7 +85,8 @@ def test_world_is_the_world_total_download_or_the_sum_of_partners_and_shares_add
 def test_no_sample_file_is_rejected_and_every_shape_loads(sample_build):
     assert sample_build.scalar("SELECT count(*) FROM audit.rejected_files") == 0
     shapes = dict(sample_build.query("SELECT dimensions || ' ' || flow, count(*) FROM raw.customs_loads GROUP BY 1"))
-    assert shapes == {"hs8,partner exports": 24, "hs8 exports": 1, "hs8,province exports": 1, "hs8,regime exports": 1,
+    # 24 monthly files and the revised March 2024 by partner; the world, province and regime downloads
+    assert shapes == {"hs8,partner exports": 25, "hs8 exports": 1, "hs8,province exports": 1, "hs8,regime exports": 1,
                       "hs8,partner imports": 1}
 
 

@@ -19,7 +19,7 @@ from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile,
 from dagster_project.lib.ingest.load_record import LoadResult, Rejected
 from dagster_project.lib.ingest.row_checks import RowChecks
 from dagster_project.lib.ingest.settling import check_content, check_unchanged
-from dagster_project.lib.ingest.staged_csv import READ_CSV_OPTIONS, columns_spec, csv_error, first_line, header_name
+from dagster_project.lib.ingest.staged_csv import csv_error, first_line, header_name, stage_rows
 from dagster_project.lib.ingest.transcode import EncodingError, transcode_to_utf8
 
 _NUMBER = "TRY_CAST(nullif(trim({c}), '') AS DECIMAL(38, 4))"
@@ -76,12 +76,7 @@ class ComtradeLoader:
         columns = tuple(by_position.get(i, f"_ignored{i}") for i in range(len(raw_header)))
         names = {c: header_name(raw_header[i]) or f"column {i + 1}" for i, c in enumerate(columns)}
         try:
-            self.con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _ct_stage AS
-                    SELECT row_number() OVER () AS row_number, *
-                    FROM read_csv($path, columns={columns_spec(columns)}, {READ_CSV_OPTIONS})""",
-                {"path": str(staged)},
-            )
+            stage_rows(self.con, "_ct_stage", staged, columns)
         except duckdb.Error as exc:
             message = csv_error(str(exc), raw_header, shape).replace("a GACC download as saved by the platform",
                                                                      "a Comtrade download as written by the portal")

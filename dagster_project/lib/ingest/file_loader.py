@@ -20,12 +20,11 @@ from dagster_project.lib.ingest.load_record import LoadResult, Rejected, load_wa
 from dagster_project.lib.ingest.row_checks import RowChecks, column_label
 from dagster_project.lib.ingest.settling import check_content, check_unchanged
 from dagster_project.lib.ingest.staged_csv import (
-    READ_CSV_OPTIONS,
-    columns_spec,
     csv_error,
     first_line,
     header_name,
     stage_columns,
+    stage_rows,
 )
 from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
 
@@ -95,12 +94,7 @@ class FileLoader:
         header_names = {canonical: header_name(raw_header[i]) for i, canonical in enumerate(header.columns)}
         columns = stage_columns(header, raw_header)
         try:
-            self.con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _stage AS
-                    SELECT row_number() OVER () AS row_number, *
-                    FROM read_csv($path, columns={columns_spec(columns)}, {READ_CSV_OPTIONS})""",
-                {"path": str(staged)},
-            )
+            stage_rows(self.con, "_stage", staged, columns)
         except duckdb.Error as exc:
             raise Rejected(csv_error(str(exc), raw_header, shape)) from None
 

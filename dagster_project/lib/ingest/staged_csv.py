@@ -52,6 +52,17 @@ def _header_column(raw_header: list[str], position: int) -> str:
     return f"column {position}" + (f" '{name}'" if name else "")
 
 
+def stage_rows(con, table: str, path, columns: tuple[str, ...]) -> None:
+    """Read a transcoded download into the temp table `table`, its data rows numbered from 1 (the
+    row a rejection names). Raises duckdb.Error where DuckDB's reader refuses the file."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT row_number() OVER () AS row_number, *
+            FROM read_csv($path, columns={columns_spec(columns)}, {READ_CSV_OPTIONS})""",
+        {"path": str(path)},
+    )
+
+
 def csv_error(message: str, raw_header: list[str], shape: Transcoded) -> str:
     """DuckDB's CSV error, said in terms of the download: line, column and the likely cause."""
     line_match = re.search(r"[Ll]ine:? (\d+)", message)
