@@ -56,7 +56,8 @@ ITEMS_MONTHS = {("VNM", "202401"), ("VNM", "202402"), ("VNM", "202403")}
 def china_side(landing: Path) -> dict[tuple[str, str], tuple[float, float]]:
     """(GACC partner code, YYYYMM) -> (kg, USD) of HS 850511 exports, from the sample's GACC files."""
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for path in sorted((landing / "exports").glob("gacc_exports_*.csv")):
+    # the monthly files only: gacc_exports_YYYYMM_revised.csv republishes a month already counted
+    for path in sorted((landing / "exports").glob("gacc_exports_[0-9][0-9][0-9][0-9][0-9][0-9].csv")):
         with path.open(encoding="gb18030", newline="") as handle:
             for raw in csv.DictReader(handle):
                 row = {HEADER_ALIASES.get(k, k): v for k, v in raw.items()}
