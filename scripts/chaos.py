@@ -53,7 +53,9 @@ from pathlib import Path
 import duckdb
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = PROJECT_ROOT / "data" / "landing" / "exports"
+SAMPLE_LANDING = PROJECT_ROOT / "data" / "landing"
+SAMPLE_DIR = SAMPLE_LANDING / "exports"
+MONTHLY_FILE = re.compile(r"gacc_exports_[0-9]{6}\.csv")
 PREVIOUS_MONTHS = tuple(f"2024{m:02d}" for m in range(1, 13))  # the previous good state
 WAREHOUSE_NAME = "warehouse.duckdb"
 
@@ -94,22 +96,34 @@ def served_path(root: Path) -> Path:
     return root / "wh" / WAREHOUSE_NAME
 
 
-def copy_sample(landing: Path, months=None, reverse: bool = False) -> list[Path]:
-    """Copy the bundled sample extracts into landing/exports.
+def monthly_sample(months=None) -> list[Path]:
+    """The sample's monthly extracts by partner (gacc_exports_YYYYMM.csv), oldest first."""
+    files = sorted(p for p in SAMPLE_DIR.glob("gacc_exports_*.csv") if MONTHLY_FILE.fullmatch(p.name))
+    return files if months is None else [p for p in files if p.stem[-6:] in set(months)]
 
-    `reverse` copies them newest month first and gives them file times in that order, so a
-    build discovers (and loads) them in the opposite order of a plain copy.
+
+def copy_sample(landing: Path, months=None, reverse: bool = False, with_the_rest: bool | None = None) -> list[Path]:
+    """Copy the bundled sample into a landing directory: the monthly extracts (only `months` if
+    given) and, with the whole sample or `with_the_rest`, the rest of it (the revised March 2024,
+    the world, province and regime downloads, the imports, the Comtrade files), as make run loads it.
+
+    `reverse` copies the monthly extracts newest month first and gives them file times in that
+    order, so a build discovers (and loads) them in the opposite order of a plain copy. The rest
+    lands after them either way: a revision is published after the month it revises, and which
+    of the two loads last decides the current figure.
     """
-    target = landing / "exports"
-    target.mkdir(parents=True, exist_ok=True)
-    sources = sorted(SAMPLE_DIR.glob("gacc_exports_*.csv"))
-    if months is not None:
-        sources = [s for s in sources if s.stem.rsplit("_", 1)[-1] in set(months)]
+    sources = monthly_sample(months)
     if reverse:
         sources.reverse()
+    if with_the_rest is None:
+        with_the_rest = months is None
+    if with_the_rest:
+        monthly = set(monthly_sample())
+        sources += [p for p in sorted(SAMPLE_LANDING.rglob("*.csv")) if p not in monthly]
     copied, base = [], time.time() - 10_000
     for i, src in enumerate(sources):
-        dst = target / src.name
+        dst = landing / src.relative_to(SAMPLE_LANDING)
+        dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         stamp = base + i  # strictly increasing in copy order
         os.utime(dst, (stamp, stamp))
@@ -118,9 +132,9 @@ def copy_sample(landing: Path, months=None, reverse: bool = False) -> list[Path]
 
 
 def land_the_rest(root: Path) -> None:
-    """The update a kill point interrupts: the sample months after the previous good state land."""
-    months = [f.stem.rsplit("_", 1)[-1] for f in SAMPLE_DIR.glob("gacc_exports_*.csv")]
-    copy_sample(root / "landing", months=[m for m in months if m not in PREVIOUS_MONTHS])
+    """The update a kill point interrupts: the sample after the previous good state lands."""
+    months = [p.stem[-6:] for p in monthly_sample() if p.stem[-6:] not in PREVIOUS_MONTHS]
+    copy_sample(root / "landing", months=months, with_the_rest=True)
 
 
 def marts_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
