@@ -86,8 +86,10 @@ def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(work
     ran = {r["unique_id"] for r in json.loads((folder / "run_results.json").read_text())["results"]}
     assert {u for u in ran if u.startswith("model.")} == {
         "model.customs.int_customs_facts_history", "model.customs.int_trade_monthly",
-        "model.customs.fct_exports_monthly", "model.customs.export_growth_monthly",
-        "model.customs.export_growth_rare_earths"}
+        "model.customs.int_trade_by_grouping_monthly", "model.customs.fct_exports_monthly",
+        "model.customs.export_growth_monthly", "model.customs.export_growth_rare_earths",
+        "model.customs.export_growth_by_province", "model.customs.export_growth_by_regime",
+        "model.customs.fct_imports_monthly", "model.customs.import_growth_monthly"}
 
     # a run without a partition cannot build a month: Dagster refuses it before dbt runs
     before = (folder / "run_results.json").stat().st_mtime_ns
