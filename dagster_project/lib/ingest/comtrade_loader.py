@@ -18,9 +18,8 @@ from dagster_project.lib.ingest import comtrade_format as fmt
 from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile, load_id_for
 from dagster_project.lib.ingest.load_record import LoadResult, Rejected
 from dagster_project.lib.ingest.row_checks import RowChecks
-from dagster_project.lib.ingest.settling import check_content, check_unchanged
-from dagster_project.lib.ingest.staged_csv import csv_error, first_line, header_name, stage_rows
-from dagster_project.lib.ingest.transcode import EncodingError, transcode_to_utf8
+from dagster_project.lib.ingest.settling import check_unchanged
+from dagster_project.lib.ingest.staged_csv import csv_error, first_line, header_name, stage_rows, staged_download
 
 _NUMBER = "TRY_CAST(nullif(trim({c}), '') AS DECIMAL(38, 4))"
 _FLAG = "CASE lower(trim({c})) WHEN 'true' THEN true WHEN '1' THEN true WHEN 'false' THEN false WHEN '0' THEN false END"
@@ -37,21 +36,10 @@ class ComtradeLoader:
         if lf.path.suffix.lower() not in TEXT_SUFFIXES:
             raise Rejected(f"not a CSV file (suffix '{lf.path.suffix}'): download the data from Comtrade+ as CSV")
         load_id = load_id_for(lf.rel, sha, generation)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        staged = self.staging_dir / f"{load_id}.csv"
         try:
-            try:
-                shape = transcode_to_utf8(lf.path, staged)
-            except EncodingError as exc:
-                check_unchanged(lf, "while it was read")
-                raise Rejected(f"encoding: {exc}") from None
-            check_content(lf, sha, shape.sha256)
-            check_unchanged(lf, "while it was read")
-            if shape.size == 0:
-                raise Rejected("empty file (0 bytes): the download failed; download it again")
-            return self._load_staged(lf, sha, load_id, staged, shape)
+            with staged_download(lf, sha, self.staging_dir, load_id) as (staged, shape):
+                return self._load_staged(lf, sha, load_id, staged, shape)
         finally:
-            staged.unlink(missing_ok=True)
             self.con.execute("DROP TABLE IF EXISTS _ct_stage")
             self.con.execute("DROP TABLE IF EXISTS _ct_rows")
 

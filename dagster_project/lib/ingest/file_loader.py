@@ -18,15 +18,16 @@ from dagster_project.lib.ingest import gacc_format as fmt
 from dagster_project.lib.ingest.landing_files import TEXT_SUFFIXES, LandingFile, in_flow_folder, load_id_for
 from dagster_project.lib.ingest.load_record import LoadResult, Rejected, load_warnings
 from dagster_project.lib.ingest.row_checks import RowChecks, column_label
-from dagster_project.lib.ingest.settling import check_content, check_unchanged
+from dagster_project.lib.ingest.settling import check_unchanged
 from dagster_project.lib.ingest.staged_csv import (
     csv_error,
     first_line,
     header_name,
     stage_columns,
     stage_rows,
+    staged_download,
 )
-from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
+from dagster_project.lib.ingest.transcode import Transcoded
 
 
 class FileLoader:
@@ -53,22 +54,8 @@ class FileLoader:
                 f"not a CSV file (suffix '{lf.path.suffix}'): download the query as CSV from the GACC platform"
             )
         load_id = load_id_for(rel, sha, generation)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        staged = self.staging_dir / f"{load_id}.csv"
-        try:
-            try:
-                shape = transcode_to_utf8(lf.path, staged)
-            except EncodingError as exc:
-                check_unchanged(lf, "while it was read")  # a download cut short by its writer is not a bad file
-                raise Rejected(f"encoding: {exc}") from None
-            # from here on only the staged copy is read: its bytes are the ones hashed
-            check_content(lf, sha, shape.sha256)
-            check_unchanged(lf, "while it was read")
-            if shape.size == 0:
-                raise Rejected("empty file (0 bytes): the download failed; download it again")
+        with staged_download(lf, sha, self.staging_dir, load_id) as (staged, shape):
             return self._load_staged(lf, rel, flow, sha, load_id, staged, shape)
-        finally:
-            staged.unlink(missing_ok=True)
 
     def _load_staged(self, lf, rel, flow, sha, load_id, staged: Path, shape: Transcoded) -> LoadResult:
         raw_header = first_line(staged)

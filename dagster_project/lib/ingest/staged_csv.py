@@ -5,14 +5,44 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster_project.lib.ingest import gacc_format as fmt
-from dagster_project.lib.ingest.transcode import Transcoded
+from dagster_project.lib.ingest.landing_files import LandingFile
+from dagster_project.lib.ingest.load_record import Rejected
+from dagster_project.lib.ingest.settling import check_content, check_unchanged
+from dagster_project.lib.ingest.transcode import EncodingError, Transcoded, transcode_to_utf8
 
 # How both load paths read staged files (`columns` aside): strictly, every value as text.
 READ_CSV_OPTIONS = ("header=true, auto_detect=false, delim=',', quote='\"', escape='\"', strict_mode=true, "
                     "null_padding=false, max_line_size=1048576")
+
+
+@contextmanager
+def staged_download(lf: LandingFile, sha: str, staging_dir: Path, load_id: str) -> Iterator[tuple[Path, Transcoded]]:
+    """The landing file transcoded to UTF-8 in `staging_dir`, and its shape; deleted on exit.
+
+    From here on only this copy is read, and its bytes are the ones hashed (`sha`): a file that
+    changed while it was read is deferred (settling.Deferred) rather than judged, so a download
+    cut short by its writer is not rejected as a bad file.
+    """
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir / f"{load_id}.csv"
+    try:
+        try:
+            shape = transcode_to_utf8(lf.path, staged)
+        except EncodingError as exc:
+            check_unchanged(lf, "while it was read")
+            raise Rejected(f"encoding: {exc}") from None
+        check_content(lf, sha, shape.sha256)
+        check_unchanged(lf, "while it was read")
+        if shape.size == 0:
+            raise Rejected("empty file (0 bytes): the download failed; download it again")
+        yield staged, shape
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def first_line(path: Path) -> list[str]:
