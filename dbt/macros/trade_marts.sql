@@ -1,11 +1,9 @@
 {#- The monthly fact and growth marts of one flow (exports, imports): both flows have the same
     grain, columns and metric definitions, so each is one macro called by a model per flow. -#}
 
-{#- China's trade of `flow` per month x HS8 x GACC partner: the latest release, kg and USD.
-    Incremental: a build after new loads replaces just the months they touch. -#}
-{% macro fct_trade_monthly(flow) %}
-select
-    cast(t.month as date) as month,
+{#- The code, partner, measure and lineage columns of a trade fact, typed as its contract says,
+    from an intermediate row `t` joined to dim_partner `p` (monthly and cumulative facts alike). -#}
+{% macro trade_fact_columns() %}
     cast(t.hs8 as varchar) as hs8,
     cast(t.partner_code as varchar) as partner_code,
     cast(coalesce(p.partner_iso3, 'XXX') as varchar) as partner_iso3,
@@ -15,6 +13,14 @@ select
     {{ rescale_decimal('t.value_usd', 2) }} as value_usd,
     {{ rescale_decimal('t.value_cny', 2) }} as value_cny,
     cast(t.load_id as varchar) as load_id,
+{%- endmacro %}
+
+{#- China's trade of `flow` per month x HS8 x GACC partner: the latest release, kg and USD.
+    Incremental: a build after new loads replaces just the months they touch. -#}
+{% macro fct_trade_monthly(flow) %}
+select
+    cast(t.month as date) as month,
+    {{ trade_fact_columns() }}
     cast(t.source_load_ids as varchar) as source_load_ids,
     cast(t.source_row_count as bigint) as source_row_count
 from {{ ref('int_trade_monthly') }} t
