@@ -201,16 +201,16 @@ RECONCILIATION_CHECKS: tuple[QualityCheck, ...] = (
             "partner rows, the partners add up to it (kg and USD). GACC withholds some partners, so a difference "
             "is reported, never blocking: both figures are kept, the world total is the WLD row."
         ),
-        population_sql=f"""
+        population_sql="""
             with world as (
                 select month, hs8, quantity_kg as world_kg, value_usd as world_usd
                 from marts.export_growth_monthly
-                where partner_iso3 = 'WLD' and world_source = 'world_total' and {{growth_months month}}
+                where partner_iso3 = 'WLD' and world_source = 'world_total' and {growth_months month}
             ),
             partners as (
                 select month, hs8, sum(quantity_kg) as partners_kg, sum(value_usd) as partners_usd
                 from marts.export_growth_monthly
-                where partner_iso3 <> 'WLD' and {{growth_months month}}
+                where partner_iso3 <> 'WLD' and {growth_months month}
                 group by all
             )
             select strftime(month, '%Y-%m') as month, hs8, world_kg, partners_kg,
