@@ -12,6 +12,7 @@ ERROR, WARN = "ERROR", "WARN"
 
 # Asset keys (user strings) the checks are attached to in Dagster.
 FCT = "marts/fct_exports_monthly"
+IMPORTS_FCT = "marts/fct_imports_monthly"
 GROWTH = "marts/export_growth_monthly"
 RAW = "raw/customs_rows"
 

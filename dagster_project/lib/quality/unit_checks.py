@@ -1,16 +1,18 @@
 """The unit checks: every figure in its declared unit, and unit values (USD/kg) plausible.
 
 A unit error (tonnes declared as kg is 1000x) blocks publishing; a unit value unusual for the
-code, or outside its commodity family's band, warns.
+code, or outside its commodity family's band, warns. Both flows are checked the same way:
+the exports under the checks' own names, the imports under the same names prefixed `imports_`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import duckdb
 
-from dagster_project.lib.quality.check_spec import ERROR, FCT, WARN, E, QualityCheck
+from dagster_project.lib.quality.check_spec import ERROR, FCT, IMPORTS_FCT, WARN, E, QualityCheck
 from dagster_project.lib.quality.scope import Scope, render_full
 
 # A unit value this many times away from the code's trailing median is a unit error
@@ -28,45 +30,58 @@ MAD_FLOOR_SHARE = 0.01  # a MAD below 1% of the median is raised to it: identica
 # before it ({window}): the medians are the same, and months_of_history, when the code's first
 # month lies further back, counts from the window's start (12 or more either way, which is all
 # the MIN_HISTORY_MONTHS test needs).
-PREPARE: dict[str, tuple[str, ...]] = {
-    # Statements run in order. The medians per code and month are holistic aggregates whose
-    # state DuckDB keeps outside its memory limit (about 0.5 GB over 50M fact rows at once), so
-    # they are computed a year at a time ({year X}: prepare() runs that statement once per year).
-    # The rows are a view that joins the code-month medians to the fact table when a check reads
-    # it: a table of every row (50M) held ~1 GB of DuckDB's memory beside GX's populations.
-    "_unit_values": (
-        """create or replace temp table _unit_value_monthly (
+def _unit_value_statements(fact: str, name: str) -> tuple[str, ...]:
+    """The statements that create the temp view `<name>s` over `fact` (via `<name>_monthly`, `<name>_medians`).
+
+    Statements run in order. The medians per code and month are holistic aggregates whose
+    state DuckDB keeps outside its memory limit (about 0.5 GB over 50M fact rows at once), so
+    they are computed a year at a time ({year X}: prepare() runs that statement once per year).
+    The rows are a view that joins the code-month medians to the fact table when a check reads
+    it: a table of every row (50M) held ~1 GB of DuckDB's memory beside GX's populations.
+    """
+    statements = (
+        """create or replace temp table {name}_monthly (
             hs8 varchar, month date, month_median double, month_mad double)""",
-        """insert into _unit_value_monthly
+        """insert into {name}_monthly
         select hs8, month, median(usd_per_kg), mad(usd_per_kg)
         from (select month, hs8, value_usd / quantity_kg as usd_per_kg
-              from marts.fct_exports_monthly
+              from {fact}
               where quantity_kg > 0 and value_usd > 0 and {window month} and {year month})
         group by all""",
-        """create or replace temp table _unit_value_medians as
+        """create or replace temp table {name}_medians as
         with trailing_window as (
             select hs8, month,
                 median(month_median) over w12 as median_usd_per_kg,
                 greatest(median(month_mad) over w12, mad(month_median) over w12) as mad_usd_per_kg,
                 datediff('month', min(month) over (partition by hs8), month) + 1 as months_of_history
-            from _unit_value_monthly
+            from {name}_monthly
             window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
         )
         select * from trailing_window where {months month}""",
-        f"""create or replace temp view _unit_values as
+        f"""create or replace temp view {name}s as
         with uv as (
             select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                    value_usd / quantity_kg as usd_per_kg
-            from marts.fct_exports_monthly
+            from {fact}
             where quantity_kg > 0 and value_usd > 0 and {{months month}}
         )
         select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
             uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
             abs(uv.usd_per_kg - t.median_usd_per_kg)
                 / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
-        from uv join _unit_value_medians t using (hs8, month)""",
-    ),
+        from uv join {name}_medians t using (hs8, month)""",
+    )
+    return tuple(s.replace("{fact}", fact).replace("{name}", name) for s in statements)
+
+
+FACTS = {"exports": "marts.fct_exports_monthly", "imports": "marts.fct_imports_monthly"}
+# the temp view of each flow's unit values a check `requires`, and the fact table it reads
+UNIT_VALUES = {"exports": "_unit_values", "imports": "_import_unit_values"}
+PREPARE: dict[str, tuple[str, ...]] = {
+    view: _unit_value_statements(FACTS[flow], view[:-1]) for flow, view in UNIT_VALUES.items()
 }
+_PREPARED_FACT = {view: FACTS[flow] for flow, view in UNIT_VALUES.items()}
+
 _YEAR = re.compile(r"\{year ([^{}]+?)\}")
 
 
@@ -87,12 +102,12 @@ def prepare(con: duckdb.DuckDBPyConnection, table: str, scope: Scope | None = No
             continue
         column = match.group(1).strip()
         years = con.execute(render(
-            "select distinct year(month) from marts.fct_exports_monthly where {window month} order by 1")).fetchall()
+            f"select distinct year(month) from {_PREPARED_FACT[table]} where {{window month}} order by 1")).fetchall()
         for (year,) in years:
             con.execute(_YEAR.sub(f"({column} >= date '{year}-01-01' and {column} < date '{year + 1}-01-01')", sql))
 
 
-UNIT_CHECKS: tuple[QualityCheck, ...] = (
+EXPORT_UNIT_CHECKS: tuple[QualityCheck, ...] = (
     # ------------------------------------------------------------------ units (errors)
     QualityCheck(
         name="units_match_declared_unit",
@@ -187,3 +202,24 @@ UNIT_CHECKS: tuple[QualityCheck, ...] = (
         ),
     ),
 )
+
+
+def _over_imports(check: QualityCheck) -> QualityCheck:
+    """An export unit check, run over the imports: the same SQL and expectations on fct_imports_monthly."""
+    def sql(text: str | None) -> str | None:
+        if text is None:
+            return None
+        return text.replace(FACTS["exports"], FACTS["imports"]).replace(UNIT_VALUES["exports"], UNIT_VALUES["imports"])
+
+    return dataclasses.replace(
+        check,
+        name="imports_" + check.name,
+        asset=IMPORTS_FCT,
+        description="Imports: " + check.description,
+        population_sql=sql(check.population_sql),
+        sample_sql=sql(check.sample_sql),
+        requires=tuple(UNIT_VALUES["imports"] if r == UNIT_VALUES["exports"] else r for r in check.requires),
+    )
+
+
+UNIT_CHECKS: tuple[QualityCheck, ...] = EXPORT_UNIT_CHECKS + tuple(_over_imports(c) for c in EXPORT_UNIT_CHECKS)
