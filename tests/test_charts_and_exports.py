@@ -323,6 +323,26 @@ def test_export_marts_writes_what_changed_and_what_is_missing(ro, tmp_path):
     _no_temp_files(out)
 
 
+def test_a_view_is_rewritten_where_the_tables_it_reads_changed(ro, tmp_path):
+    """With its sources known, v_world (export_growth_monthly's world rows) is not rewritten when
+    only a dimension changed, and is rewritten in the years its growth metrics changed."""
+    out = tmp_path / "parquet"
+    export_marts(ro, out, partition_threshold_rows=20)
+    sources = {"v_world": {"export_growth_monthly"}}
+    stamps = _stamps(out)
+    export_marts(ro, out, {"dim_partner": None, "fct_exports_monthly": {2025}}, partition_threshold_rows=20,
+                 view_sources=sources)
+    assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2025"]
+    stamps = _stamps(out)
+    export_marts(ro, out, {"export_growth_monthly": {2025}}, partition_threshold_rows=20, view_sources=sources)
+    assert _rewritten(out, stamps) == ["export_growth_monthly.parquet/year=2025", "v_world.parquet/year=2025"]
+    stamps = _stamps(out)
+    infos = export_marts(ro, out, {"v_world": None}, partition_threshold_rows=20, view_sources=sources)  # redefined
+    assert _rewritten(out, stamps) == ["v_world.parquet/year=2024", "v_world.parquet/year=2025"]
+    _assert_round_trip(ro, infos)
+    _no_temp_files(out)
+
+
 def test_a_reader_never_sees_a_half_written_file(tmp_path):
     """Readers poll the outputs while exports rewrite them: every file they open is whole."""
     con = duckdb.connect()

@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, D
 
 from dagster_project.defs.partitions import code_versions, last_materialized_at, months_materialized_since
 from dagster_project.defs.resources import WarehouseResource
-from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS
+from dagster_project.defs.transform.dbt_assets import MONTHLY_KEYS, customs_dbt_models, customs_mirror_models, customs_monthly_models
 from dagster_project.defs.serving.warehouse import MART_KEYS, served_warehouse
 from dagster_project.lib.months import contiguous_runs, growth_months
 from dagster_project.lib.serving.parquet_export import WRITER_VERSION, Years
@@ -22,6 +22,17 @@ EXPORTS_KEY = AssetKey(["serving", "parquet_exports"])
 # A run records the months of its partition range; these tables also rewrite the growth
 # metrics of the months after them (through December of the next year, lib/months.growth_months).
 GROWTH_TABLES = {"export_growth_monthly", "export_growth_rare_earths"}
+
+# Each BI view (marts.v_*) and the assets it reads (its dbt refs): a view's rows change where
+# theirs do. Rewriting every view whenever any mart changed whole (dim_month, the mirror mart:
+# every build) rewrote 100M view rows after one new month at the national size (208 s of 251 s).
+BI_VIEWS: dict[AssetKey, frozenset[AssetKey]] = {
+    key: frozenset(reads)
+    for assets_def in (customs_monthly_models, customs_dbt_models, customs_mirror_models)
+    for key, reads in assets_def.asset_deps.items()
+    if key.path[0] == "marts" and key.path[-1].startswith("v_")
+}
+VIEW_SOURCES = {view.path[-1]: {k.path[-1] for k in reads if k in MART_KEYS} for view, reads in BI_VIEWS.items()}
 
 
 class ParquetExportConfig(Config):
@@ -43,17 +54,26 @@ def changed_since_last_export(instance: DagsterInstance, assets_def: AssetsDefin
     monthly = {key.path[-1] for key in MONTHLY_KEYS}
     changed: dict[str, Years] = {}
     for key in MART_KEYS:
+        if key in BI_VIEWS:
+            continue
         built = last_materialized_at(instance, key)
         if built is None or built <= since:
             continue
         table = key.path[-1]
-        # the BI views (v_*) are rebuilt by every build but read the monthly marts: their rows
-        # change in the growth months rebuilt (the widest of what the marts rebuilt)
-        is_view = table.startswith("v_")
-        years = _years(months, growth=table in GROWTH_TABLES or is_view)
+        years = _years(months, growth=table in GROWTH_TABLES)
         # a monthly mart materialised without months recorded (a run without partitions): all of it
-        changed[table] = years if (table in monthly or is_view) and years else None
+        changed[table] = years if table in monthly and years else None
+    # a view redefined since (or reading a seed rebuilt since) changed whole; otherwise where the
+    # marts it reads did (export_marts, VIEW_SOURCES)
+    for view, reads in BI_VIEWS.items():
+        if any(_built_since(instance, k, since) for k in {view} | {k for k in reads if k not in MART_KEYS}):
+            changed[view.path[-1]] = None
     return changed
+
+
+def _built_since(instance: DagsterInstance, key: AssetKey, since: float) -> bool:
+    built = last_materialized_at(instance, key)
+    return built is not None and built > since
 
 
 def _years(months: list[dt.date], growth: bool) -> set[int]:
@@ -89,7 +109,7 @@ def parquet_exports(
     out_dir = warehouse.settings().outputs_dir / "export"
     con = warehouse.served_reader()
     try:
-        exported = export_marts(con, out_dir, changed, config.partition_threshold_rows)
+        exported = export_marts(con, out_dir, changed, config.partition_threshold_rows, VIEW_SOURCES)
     finally:
         con.close()
     return MaterializeResult(

@@ -253,27 +253,37 @@ def export_marts(
     out_dir: Path,
     changed: Mapping[str, Years] | None = None,
     partition_threshold_rows: int = 1_000_000,
+    view_sources: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, ExportInfo]:
     """Export the base tables and views of `marts` to Parquet in `out_dir`; returns info by name.
 
     `changed` maps a table to what of it changed since the last export (None: all of it, or
     the years of `month`); a table it does not name is unchanged, and only its missing outputs
-    are written. A view changed where any table did (what `changed` says of views is ignored). `changed=None` (no earlier export to go by) writes every table in full.
+    are written. `changed=None` (no earlier export to go by) writes every table in full.
+    A view changed where the tables it reads did (`view_sources`: the tables of `marts` each
+    view reads), and wholly when `changed` says so of the view itself (it was redefined); a view
+    whose sources are not given changed where any table did.
     `info[t].rows` is the row count of each table (the parquet output holds exactly those rows).
     """
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # an export of no table leaves the folder, empty
     tables, views = mart_tables(con), mart_views(con)
-    changed = None if changed is None else {t: changed[t] for t in tables if t in changed}
     if changed is None:
         what = dict.fromkeys(tables + views)
     else:
-        what = {**{t: changed.get(t, ()) for t in tables}, **dict.fromkeys(views, _view_change(changed))}
+        of_tables = {t: changed[t] for t in tables if t in changed}
+        what = {t: of_tables.get(t, ()) for t in tables}
+        for view in views:
+            if view_sources is None or view not in view_sources:
+                what[view] = _view_change(of_tables)
+            else:
+                read = {t: of_tables[t] for t in view_sources[view] if t in of_tables}
+                what[view] = _view_change({**read, view: changed.get(view, ())})
     return {name: export_table(con, name, out_dir, years, partition_threshold_rows) for name, years in what.items()}
 
 
 def _view_change(changed: Mapping[str, Years]) -> Years:
     """What of a view changed: its rows are its tables' rows, whenever the view itself was last
-    created, so it changed where any table did (all of it when one changed whole, e.g. a dimension)."""
+    created, so it changed where they did (all of it when one changed whole, e.g. a dimension)."""
     if not changed:
         return ()
     if None in changed.values():
