@@ -88,7 +88,7 @@ class TimedConnection:
 
 
 def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: bool) -> dict:
-    from dagster_project.lib.ingest import batch as ingest_batch, file_loader, landing as ingest, landing_files, landing_hashes
+    from dagster_project.lib.ingest import batch as ingest_batch, landing as ingest, landing_files, landing_hashes, staged_csv
     from dagster_project.lib.warehouse import database as db
 
     timers = {"sha256": 0.0, "transcode": 0.0, "setup": 0.0}
@@ -104,7 +104,7 @@ def probe_ingest(landing: Path, work: Path, limit_files: int | None, per_file: b
 
     # each name is patched in the module that looks it up (they import it by name)
     landing_hashes.sha256_of = timed("sha256", landing_hashes.sha256_of)
-    file_loader.transcode_to_utf8 = timed("transcode", file_loader.transcode_to_utf8)
+    staged_csv.transcode_to_utf8 = timed("transcode", staged_csv.transcode_to_utf8)  # the per-file path's
     ingest_batch.transcode_to_utf8 = timed("transcode", ingest_batch.transcode_to_utf8)
     # once per run, not per file: the reference tables and macros
     ingest.load_reference_tables = timed("setup", ingest.load_reference_tables)

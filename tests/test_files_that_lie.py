@@ -25,7 +25,7 @@ import time
 import duckdb
 import pytest
 
-from dagster_project.lib.ingest import file_loader
+from dagster_project.lib.ingest import staged_csv
 from dagster_project.lib.ingest.batch import BatchLoader
 from dagster_project.lib.ingest.landing import ingest_landing
 from dagster_project.lib.ingest.landing_hashes import LandingHashes
@@ -238,13 +238,13 @@ def _swap_at(point: str, monkeypatch, do_swap) -> None:
             return ready
         monkeypatch.setattr(BatchLoader, "prepare", prepared_then_swapped)
     elif point == "after_read":  # the per-file gate: read and staged, not yet validated and committed
-        real_transcode = file_loader.transcode_to_utf8
+        real_transcode = staged_csv.transcode_to_utf8
 
         def read_then_swapped(src, dst):
             shape = real_transcode(src, dst)
             do_swap()
             return shape
-        monkeypatch.setattr(file_loader, "transcode_to_utf8", read_then_swapped)
+        monkeypatch.setattr(staged_csv, "transcode_to_utf8", read_then_swapped)
 
 
 @pytest.mark.parametrize("point, batch", [("after_hash", True), ("after_hash", False), ("after_staging", True),
