@@ -114,12 +114,12 @@ def good_build(tmp_path_factory) -> Workspace:
 def test_the_sample_passes_every_check(good_build):
     results = check_rows(good_build, good_build.last_run_id)
     gx_checks = {name for name in results if not name.startswith("dbt:")}
-    # 14 of the quality gate on the exports (partners_add_up_to_world_total among them), its 5 unit checks
-    # again on the imports, 2 of the mirror gate
-    assert len(gx_checks) == 21
+    # 14 of the quality gate on the exports (partners_add_up_to_world_total among them), 4 of its unit
+    # checks again on the imports, 2 of the mirror gate
+    assert len(gx_checks) == 20
     assert {name for name in gx_checks if name.startswith("imports_")} == {
         "imports_units_match_declared_unit", "imports_no_kg_for_item_counted_codes", "imports_unit_value_not_extreme",
-        "imports_unit_value_robust_outlier", "imports_unit_value_within_family_band"}
+        "imports_unit_value_within_family_band"}
     # checked once: by dbt, not again by the gate
     assert not gx_checks & {"fact_keys_unique", "quantities_and_values_not_negative"}
     failed = {name: r for name, r in results.items() if not r[1]}
@@ -234,30 +234,39 @@ def test_a_row_lost_between_staging_and_the_fact_fails(good_build):
     assert served["units_match_declared_unit"][1] is True  # a row missing is not a unit error
 
 
-def test_tonnes_declared_as_kg_in_the_imports_fail_the_imports_unit_check(good_build):
-    """May 2025's Myanmar row of 28469019 in tonnes where kg are declared: the imports' own unit
-    check blocks publishing, names the row, and the exports' check is not fooled into firing."""
-    ws = good_build
-    before = marts_hash(ws.warehouse)
-    row = "month = DATE '2025-05-01' AND hs8 = '28469019' AND partner_iso3 = 'MMR'"
-    kg = ws.scalar(f"SELECT quantity_kg FROM marts.fct_imports_monthly WHERE {row}", working=True)
-    assert kg > 1_000_000
-    tamper(ws, f"UPDATE marts.fct_imports_monthly SET quantity_kg = round(quantity_kg / 1000, 3) WHERE {row}")
+def test_the_sample_imports_pass_their_unit_checks_and_tonnes_as_kg_fail_them(sample_build, tmp_path):
+    """The imports get the unit checks of the exports: the sample's imports pass them; May 2025's
+    Myanmar row of 28469019 in tonnes where kg are declared fails the imports' own blocking check,
+    which names the row, while the exports' check is not fooled into firing."""
+    import shutil
+
+    from dagster_project.lib.quality.checks import CHECKS
+    from dagster_project.lib.quality.gx_suites import run_checks
+
+    names = ("imports_unit_value_not_extreme", "imports_units_match_declared_unit", "unit_value_not_extreme")
+    checks = tuple(c for c in CHECKS if c.name in names)
+    assert {c.asset for c in checks} == {"marts/fct_imports_monthly", "marts/fct_exports_monthly"}
+    assert all(c.severity == "ERROR" for c in checks)
+    imports_checks = dict(sample_build.query(
+        "SELECT check_name, passed FROM audit.check_results WHERE check_name LIKE 'imports\\_%' ESCAPE '\\'"))
+    assert len(imports_checks) == 4 and all(imports_checks.values())
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(sample_build.warehouse.with_name(sample_build.warehouse.name + ".build"), copy)
+    con = duckdb.connect(str(copy))
     try:
-        result = run_checks_only(ws, ["imports_unit_value_not_extreme", "unit_value_not_extreme",
-                                      "imports_units_match_declared_unit"])
-        assert not result.success
-        served = check_rows(ws, result.run_id)
-        assert served["imports_unit_value_not_extreme"][:2] == ("ERROR", False)
-        assert served["unit_value_not_extreme"][1] is True
-        assert served["imports_units_match_declared_unit"][1] is True  # the unit code still says kg
-        sample = json.loads(ws.query("SELECT failing_sample FROM audit.check_results WHERE dagster_run_id = $r "
-                                     "AND check_name = 'imports_unit_value_not_extreme'", {"r": result.run_id})[0][0])
-        assert [(str(r["month"])[:7], r["hs8"], r["partner_iso3"]) for r in sample] == [("2025-05", "28469019", "MMR")]
-        assert sample[0]["ratio"] >= 900
-        assert marts_hash(ws.warehouse) == before
+        row = "month = DATE '2025-05-01' AND hs8 = '28469019' AND partner_iso3 = 'MMR'"
+        assert con.execute(f"SELECT quantity_kg FROM marts.fct_imports_monthly WHERE {row}").fetchone()[0] == 6_213_609
+        con.execute(f"UPDATE marts.fct_imports_monthly SET quantity_kg = 6_213.609 WHERE {row}")
+        outcomes = {o.check.name: o for o in run_checks(con, checks=checks)}
     finally:
-        tamper(ws, f"UPDATE marts.fct_imports_monthly SET quantity_kg = {kg} WHERE {row}")
+        con.close()
+    assert not outcomes["imports_unit_value_not_extreme"].passed
+    assert outcomes["unit_value_not_extreme"].passed
+    assert outcomes["imports_units_match_declared_unit"].passed  # the unit code still says kg
+    sample = outcomes["imports_unit_value_not_extreme"].failing_sample
+    assert [(str(r["month"])[:7], r["hs8"], r["partner_iso3"]) for r in sample] == [("2025-05", "28469019", "MMR")]
+    assert sample[0]["ratio"] >= 900
 
 
 @pytest.mark.slow
