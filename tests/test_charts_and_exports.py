@@ -334,8 +334,17 @@ def test_a_view_is_rewritten_where_the_tables_it_reads_changed(ro, tmp_path):
                  view_sources=sources)
     assert _rewritten(out, stamps) == ["dim_partner.parquet", "fct_exports_monthly.parquet/year=2025"]
     stamps = _stamps(out)
-    export_marts(ro, out, {"export_growth_monthly": {2025}}, partition_threshold_rows=20, view_sources=sources)
+    infos = export_marts(ro, out, {"export_growth_monthly": {2025}}, partition_threshold_rows=20, view_sources=sources)
     assert _rewritten(out, stamps) == ["export_growth_monthly.parquet/year=2025", "v_world.parquet/year=2025"]
+    # the kept year's rows are counted from its Parquet footers, not by reading the view
+    assert infos["v_world"].reused == len(list((out / "v_world.parquet" / "year=2024").glob("*.parquet")))
+    _assert_round_trip(ro, infos)
+    # a year deleted from the view's output is written again: its years are those of the table it reads
+    stamps = _stamps(out)
+    shutil.rmtree(out / "v_world.parquet" / "year=2024")
+    infos = export_marts(ro, out, {}, partition_threshold_rows=20, view_sources=sources)
+    assert _rewritten(out, stamps) == ["v_world.parquet/year=2024"]
+    _assert_round_trip(ro, infos)
     stamps = _stamps(out)
     infos = export_marts(ro, out, {"v_world": None}, partition_threshold_rows=20, view_sources=sources)  # redefined
     assert _rewritten(out, stamps) == ["v_world.parquet/year=2024", "v_world.parquet/year=2025"]
