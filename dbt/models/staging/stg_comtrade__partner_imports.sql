@@ -1,4 +1,3 @@
-{{ config(tags=['mirror']) }}
 -- What each partner reports importing from China, per month and HS6: the current figures only.
 -- A file's latest version replaces its earlier ones whole (rows it no longer holds go too), and
 -- where two files hold the same reporter, month and code, the later load revises the earlier.
