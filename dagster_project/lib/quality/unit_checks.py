@@ -58,20 +58,21 @@ def _unit_value_statements(fact: str, name: str) -> tuple[str, ...]:
             window w12 as (partition by hs8 order by month range between interval 11 month preceding and current row)
         )
         select * from trailing_window where {months month}""",
-        f"""create or replace temp view {name}s as
+        """create or replace temp view {name}s as
         with uv as (
             select month, hs8, partner_code, partner_iso3, quantity_kg, value_usd,
                    value_usd / quantity_kg as usd_per_kg
             from {fact}
-            where quantity_kg > 0 and value_usd > 0 and {{months month}}
+            where quantity_kg > 0 and value_usd > 0 and {months month}
         )
         select uv.*, t.median_usd_per_kg, t.mad_usd_per_kg, t.months_of_history,
             uv.usd_per_kg / t.median_usd_per_kg as ratio_to_median,
             abs(uv.usd_per_kg - t.median_usd_per_kg)
-                / greatest(t.mad_usd_per_kg, {MAD_FLOOR_SHARE} * t.median_usd_per_kg) as mad_score
+                / greatest(t.mad_usd_per_kg, {mad_floor_share} * t.median_usd_per_kg) as mad_score
         from uv join {name}_medians t using (hs8, month)""",
     )
-    return tuple(s.replace("{fact}", fact).replace("{name}", name) for s in statements)
+    return tuple(s.replace("{fact}", fact).replace("{name}", name).replace("{mad_floor_share}", str(MAD_FLOOR_SHARE))
+                 for s in statements)
 
 
 FACTS = {"exports": "marts.fct_exports_monthly", "imports": "marts.fct_imports_monthly"}
