@@ -90,9 +90,23 @@ def sample_build(tmp_path_factory) -> Workspace:
     copy_sample_mirror(ws.landing)
     result = ws.build()
     assert result.success, "the sample build failed"
+    ws.last_run_id = result.run_id
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    return ws
+
+
+@pytest.fixture
+def sample_copy(sample_build, tmp_path) -> Workspace:
+    """The sample build's served file and working copy, copied for a test that changes them
+    (the landing files are the sample build's, read only)."""
+    import shutil
+
+    ws = Workspace(landing=sample_build.landing, warehouse=tmp_path / "wh" / "warehouse.duckdb")
+    ws.warehouse.parent.mkdir(parents=True)
+    for suffix in ("", ".build"):
+        shutil.copyfile(f"{sample_build.warehouse}{suffix}", f"{ws.warehouse}{suffix}")
     return ws

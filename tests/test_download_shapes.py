@@ -10,6 +10,10 @@ import pytest
 
 from gacc_files import magnet_row, write_extract
 
+# Each scenario is a landing and a build of its own (most of a minute each): make test runs them,
+# make test-fast leaves them out; the sample build's tests cover every shape in the edit loop.
+pytestmark = pytest.mark.slow
+
 MAG = "85051110"
 BASE_MTIME = 1_750_000_000.0
 # June 2025: partners withheld by GACC make the partner breakdown 100 t short of the world total

@@ -24,6 +24,8 @@ BI_QUERIES = (
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    """Every month of the sample but the last (the rebuild test adds it); the read-only tests
+    use the session's sample build instead."""
     ws = make_workspace(tmp_path_factory.mktemp("serving"))
     copy_sample(ws.landing, months=[f"2025{m:02d}" for m in range(1, 12)] + [f"2024{m:02d}" for m in range(1, 13)])
     assert ws.build().success
@@ -90,28 +92,28 @@ def test_readers_keep_working_through_a_rebuild_and_see_the_new_data_after_recon
         fresh.close()
 
 
-def test_column_comments_are_in_the_served_catalog(served):
-    missing = served.query(
+def test_column_comments_are_in_the_served_catalog(sample_build):
+    missing = sample_build.query(
         """SELECT c.table_name, c.column_name FROM duckdb_columns() c JOIN duckdb_tables() t
            ON t.schema_name = c.schema_name AND t.table_name = c.table_name
            WHERE c.schema_name = 'marts' AND (c.comment IS NULL OR c.comment = '')"""
     )
     assert missing == []
-    tables = served.query("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'marts'")
+    tables = sample_build.query("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'marts'")
     # 7 + dim_country, mirror_trade_monthly, export_growth_by_province/_by_regime, fct_imports_monthly,
     # import_growth_monthly
     assert len(tables) == 13 and all(comment for _, comment in tables)
-    assert (served.warehouse.parent / "docs" / "index.html").stat().st_size > 100_000
+    assert (sample_build.warehouse.parent / "docs" / "index.html").stat().st_size > 100_000
 
 
-def test_parquet_exports_match_the_marts_row_for_row(served):
-    export = served.warehouse.parent / "export"
-    for (table,) in served.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+def test_parquet_exports_match_the_marts_row_for_row(sample_build):
+    export = sample_build.warehouse.parent / "export"
+    for (table,) in sample_build.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
                                  "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts'"):
         path = export / f"{table}.parquet"
         assert path.exists(), table
         source = f"'{path}/**/*.parquet'" if path.is_dir() else f"'{path}'"
-        diff = served.scalar(
+        diff = sample_build.scalar(
             f"""SELECT count(*) FROM (
                 (SELECT * FROM marts.{table} EXCEPT ALL SELECT * FROM read_parquet({source}))
                 UNION ALL
@@ -120,10 +122,10 @@ def test_parquet_exports_match_the_marts_row_for_row(served):
         assert diff == 0, table
 
 
-def test_charts_are_valid_images_and_the_report_links_them(served):
+def test_charts_are_valid_images_and_the_report_links_them(sample_build):
     from matplotlib.image import imread
 
-    report = served.warehouse.parent / "report"
+    report = sample_build.warehouse.parent / "report"
     html = (report / "report.html").read_text()
     for name in ("world_85051110.png", "partners_85051110.png"):
         png = report / name
@@ -133,10 +135,10 @@ def test_charts_are_valid_images_and_the_report_links_them(served):
         assert name in html
 
 
-def test_bi_views_survive_attaching_under_another_name(served):
+def test_bi_views_survive_attaching_under_another_name(sample_build):
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{served.warehouse}' AS customs (READ_ONLY)")
+        con.execute(f"ATTACH '{sample_build.warehouse}' AS customs (READ_ONLY)")
         june = con.execute(
             "SELECT quantity_t, mom_pct, yoy_pct FROM customs.marts.v_magnet_exports_by_partner "
             "WHERE partner_iso3 = 'WLD' AND month_label = '2025-06'"
