@@ -97,6 +97,11 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tu
     ).fetchall()
 
 
+def _has_month(columns: list[tuple[str, str]]) -> bool:
+    """A DATE or TIMESTAMP `month` column: what a year directory is split by."""
+    return any(name == "month" and kind.upper().startswith(_MONTH_TYPES) for name, kind in columns)
+
+
 def _partition_column(columns: list[tuple[str, str]]) -> str:
     """`year`, unless the table already has a column of that name (e.g. dim_month)."""
     taken = {name.lower() for name, _ in columns}
@@ -171,8 +176,7 @@ def export_table(
         raise ValueError(f"{schema}.{table} is not a table or view in the current database")
     relation = f"{quote_ident(schema)}.{quote_ident(table)}"
     order_by = ", ".join(quote_ident(name) for name, _ in columns)
-    month_type = next((t.upper() for name, t in columns if name == "month"), None)
-    by_month = month_type is not None and month_type.startswith(_MONTH_TYPES)
+    by_month = _has_month(columns)
     partition_column = _partition_column(columns) if by_month else None
     dest = out_dir / f"{table}.parquet"
 
@@ -309,9 +313,9 @@ def export_marts(
             return None
         for t in sources:
             if t not in years_of:
-                has_month = any(name == "month" and kind.upper().startswith(_MONTH_TYPES) for name, kind in _columns(con, SCHEMA, t))
                 years_of[t] = {y for (y,) in con.execute(
-                    f"SELECT DISTINCT year(month) FROM {quote_ident(SCHEMA)}.{quote_ident(t)}").fetchall()} if has_month else None
+                    f"SELECT DISTINCT year(month) FROM {quote_ident(SCHEMA)}.{quote_ident(t)}").fetchall()
+                } if _has_month(_columns(con, SCHEMA, t)) else None
         dated = [years_of[t] for t in sources if years_of[t] is not None]
         return set().union(*dated) if dated else None
 
