@@ -352,6 +352,47 @@ def test_a_view_is_rewritten_where_the_tables_it_reads_changed(ro, tmp_path):
     _no_temp_files(out)
 
 
+def test_a_one_file_output_reads_only_the_changed_years(tmp_path):
+    """A table under the threshold is one file; after a change in 2025 its 2024 rows are kept from
+    the file (a change the caller did not report stays unseen, as in a kept year directory), and
+    the file holds what a whole rewrite would: the same columns, types and rows in order."""
+    con = duckdb.connect(str(_tiny_warehouse(tmp_path / "warehouse.duckdb")))
+    try:
+        out = tmp_path / "parquet"
+        export_marts(con, out)
+        stamps = _stamps(out)
+        con.execute("UPDATE marts.fct_exports_monthly SET quantity_kg = quantity_kg + 1 WHERE year(month) = 2024")
+        con.execute("UPDATE marts.fct_exports_monthly SET quantity_kg = quantity_kg + 2 WHERE year(month) = 2025")
+        infos = export_marts(con, out, {"fct_exports_monthly": {2025}})
+        assert _rewritten(out, stamps) == ["fct_exports_monthly.parquet", "v_world.parquet"]
+        fact = _parquet_relation(infos["fct_exports_monthly"])
+        assert infos["fct_exports_monthly"].rows == 24 * 2 * 7 and infos["fct_exports_monthly"].reused == 0
+        added = dict(con.execute(
+            f"SELECT year(e.month), min(e.quantity_kg - f.quantity_kg) || '..' || max(e.quantity_kg - f.quantity_kg) "
+            f"FROM {fact} e JOIN marts.fct_exports_monthly f USING (month, hs8, partner_code) GROUP BY 1").fetchall())
+        assert added == {2024: "-1.000..-1.000", 2025: "0.000..0.000"}  # 2024 as exported before the update
+
+        # reported whole, it is read whole; the same file as an export from scratch
+        infos = export_marts(con, out, {"fct_exports_monthly": {2024, 2025}})
+        scratch = export_table(con, "fct_exports_monthly", tmp_path / "scratch")
+        rows = [con.execute(f"SELECT * FROM {_parquet_relation(i)}").fetchall() for i in (infos["fct_exports_monthly"], scratch)]
+        assert rows[0] == rows[1] == con.execute("SELECT * FROM marts.fct_exports_monthly ORDER BY ALL").fetchall()
+        kinds = [con.execute(f"DESCRIBE SELECT * FROM {_parquet_relation(i)}").fetchall() for i in (infos["fct_exports_monthly"], scratch)]
+        assert kinds[0] == kinds[1]
+        _assert_round_trip(con, infos)
+
+        # unchanged: kept, its rows counted from the footer; a model with a new column: written whole
+        unchanged = export_marts(con, out, {})
+        assert unchanged["fct_exports_monthly"].reused == 1 and unchanged["fct_exports_monthly"].rows == 24 * 2 * 7
+        con.execute("ALTER TABLE marts.fct_exports_monthly ADD COLUMN flow VARCHAR DEFAULT 'export'")
+        infos = export_marts(con, out, {"fct_exports_monthly": {2025}})
+        assert con.execute(f"SELECT count(*) FROM {_parquet_relation(infos['fct_exports_monthly'])} "
+                           "WHERE flow = 'export'").fetchone()[0] == 24 * 2 * 7
+        _no_temp_files(out)
+    finally:
+        con.close()
+
+
 def test_a_reader_never_sees_a_half_written_file(tmp_path):
     """Readers poll the outputs while exports rewrite them: every file they open is whole."""
     con = duckdb.connect()
