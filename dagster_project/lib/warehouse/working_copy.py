@@ -345,6 +345,10 @@ def _main(argv: list[str]) -> int:
     """`refresh <served path> <lock fd>`: the background copy `publish` starts."""
     if len(argv) == 3 and argv[0] == "refresh":
         served, fd = Path(argv[1]), int(argv[2])
+        # the copy runs beside the build's last steps (the Parquet export, the report): on a 2-core
+        # machine at even priority it took a core from them, while nothing waits for it until
+        # the next build starts
+        os.nice(10)
         settings = Settings(landing_dir=served.parent, warehouse_path=served)
         try:
             refresh_working_copy(settings, lock_held=True)
