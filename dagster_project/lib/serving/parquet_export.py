@@ -14,7 +14,8 @@ works on a read-only connection.
 What to write is the caller's to say (`changed`: the tables, and of the month-partitioned
 tables the years, whose rows may have changed since the last export); whatever output is
 missing is written as well. An export after an incremental build thus writes the year or two
-of the rebuilt months, not ten years of data.
+of the rebuilt months, not ten years of data; a one-file table is written again from its own
+rows of the other years and the table's rows of those.
 
 Each output is written under a temporary name in `out_dir` and swapped in: one rename for a
 file; for a directory (or when a file becomes a directory or the reverse) the old output is
