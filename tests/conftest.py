@@ -29,6 +29,17 @@ class Workspace:
     def dagster_home(self) -> Path:
         return self.warehouse.parent.parent / "dagster_home"
 
+    @property
+    def settings(self):
+        from dagster_project.lib.settings import Settings
+
+        return Settings(landing_dir=self.landing, warehouse_path=self.warehouse)
+
+    @property
+    def working_copy(self) -> Path:
+        """The file builds write (`<warehouse>.build`), as the project names it."""
+        return self.settings.working_path
+
     def instance(self):
         from dagster import DagsterInstance
 
@@ -43,17 +54,16 @@ class Workspace:
         from dagster_project.defs.jobs import build_in_process
 
         # as the CLI builds: the ingest, then a run per range of months it left to build
-        from dagster_project.lib.settings import Settings
         from dagster_project.lib.warehouse.working_copy import wait_for_working_copy
 
         with self.instance() as instance:
             result = build_in_process(defs.resolve_job_def("build_warehouse"), defs.resolve_asset_graph(), instance, files=files)
         # a publish copies the working copy back in the background: tests read and tamper with it
-        wait_for_working_copy(Settings(landing_dir=self.landing, warehouse_path=self.warehouse))
+        wait_for_working_copy(self.settings)
         return result
 
     def query(self, sql: str, params=None, working: bool = False):
-        path = self.warehouse.with_name(self.warehouse.name + ".build") if working else self.warehouse
+        path = self.working_copy if working else self.warehouse
         con = duckdb.connect(str(path), read_only=True)
         try:
             return con.execute(sql, params or {}).fetchall()
@@ -107,6 +117,6 @@ def sample_copy(sample_build, tmp_path) -> Workspace:
 
     ws = Workspace(landing=sample_build.landing, warehouse=tmp_path / "wh" / "warehouse.duckdb")
     ws.warehouse.parent.mkdir(parents=True)
-    for suffix in ("", ".build"):
-        shutil.copyfile(f"{sample_build.warehouse}{suffix}", f"{ws.warehouse}{suffix}")
+    shutil.copyfile(sample_build.warehouse, ws.warehouse)
+    shutil.copyfile(sample_build.working_copy, ws.working_copy)
     return ws

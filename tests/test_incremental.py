@@ -144,7 +144,7 @@ def test_a_model_whose_sql_changed_is_rebuilt_for_every_month(tmp_path):
     assert ws.build().success
     expected = ws.query("SELECT * FROM marts.fct_exports_monthly ORDER BY ALL")
     # what the old SQL made: a different figure in a month no new file touches
-    con = duckdb.connect(str(ws.warehouse.with_name(ws.warehouse.name + ".build")))
+    con = duckdb.connect(str(ws.working_copy))
     con.execute("UPDATE marts.fct_exports_monthly SET quantity_kg = quantity_kg + 1 WHERE month = DATE '2024-03-01'")
     con.close()
     # the last build of fct_exports_monthly was made by a code version other than today's SQL
@@ -172,7 +172,7 @@ def test_a_monthly_table_missing_from_the_warehouse_is_built_for_every_month(tmp
     copy_sample(ws.landing)
     assert ws.build().success
     expected = ws.query("SELECT * FROM marts.export_growth_rare_earths ORDER BY ALL")
-    con = duckdb.connect(str(ws.warehouse.with_name(ws.warehouse.name + ".build")))
+    con = duckdb.connect(str(ws.working_copy))
     con.execute("DROP VIEW marts.v_magnet_exports_by_partner")
     con.execute("DROP TABLE marts.export_growth_rare_earths")
     con.close()

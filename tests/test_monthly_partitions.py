@@ -50,7 +50,7 @@ def _partitions(result) -> dict[str, set]:
 def test_one_month_partition_rebuilds_that_month_and_its_growth_months_only(workspace):
     copy_sample(workspace.landing, months=[f"2024{m:02d}" for m in range(1, 13)] + [f"2025{m:02d}" for m in range(1, 7)])
     assert workspace.build().success  # a clean full build
-    working = workspace.warehouse.with_name(workspace.warehouse.name + ".build")
+    working = workspace.working_copy
     fct = "SELECT * FROM marts.fct_exports_monthly WHERE month = $m ORDER BY ALL"
     growth = "SELECT * FROM marts.export_growth_monthly WHERE month = $m ORDER BY ALL"
     clean = {(sql, m): workspace.query(sql, {"m": m}, working=True)

@@ -88,7 +88,7 @@ def months_checked(result, check_name: str) -> str:
 
 
 def tamper(ws: Workspace, sql: str) -> None:
-    con = duckdb.connect(str(ws.warehouse.with_name(ws.warehouse.name + ".build")))
+    con = duckdb.connect(str(ws.working_copy))
     try:
         con.execute(sql)
     finally:
@@ -255,7 +255,7 @@ def test_the_sample_imports_pass_their_unit_checks_and_tonnes_as_kg_fail_them(sa
     assert len(imports_checks) == 4 and all(imports_checks.values())
 
     copy = tmp_path / "copy.duckdb"
-    shutil.copyfile(sample_build.warehouse.with_name(sample_build.warehouse.name + ".build"), copy)
+    shutil.copyfile(sample_build.working_copy, copy)
     con = duckdb.connect(str(copy))
     try:
         row = "month = DATE '2025-05-01' AND hs8 = '28469019' AND partner_iso3 = 'MMR'"
@@ -349,7 +349,7 @@ def test_an_incremental_gate_sees_a_month_as_the_full_gate_does(sample_build, tm
     from dagster_project.lib.quality.scope import render_full, scope_of
     from dagster_project.lib.quality.unit_checks import PREPARE, prepare
 
-    working = sample_build.warehouse.with_name(sample_build.warehouse.name + ".build")
+    working = sample_build.working_copy
     copy = tmp_path / "copy.duckdb"
     shutil.copyfile(working, copy)
     con = duckdb.connect(str(copy))
@@ -391,7 +391,7 @@ def test_the_dbt_tests_catch_what_the_gate_no_longer_checks(sample_build, tmp_pa
     from dagster_project.lib.settings import DBT_PROJECT_DIR, dbt_executable
 
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(sample_build.warehouse.with_name(sample_build.warehouse.name + ".build"), f"{warehouse}.build")
+    shutil.copyfile(sample_build.working_copy, f"{warehouse}.build")
     con = duckdb.connect(f"{warehouse}.build")
     try:
         con.execute("INSERT INTO marts.fct_exports_monthly SELECT * FROM marts.fct_exports_monthly "
